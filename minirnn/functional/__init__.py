@@ -1,0 +1,22 @@
+"""Pure forward/backward function pairs: the heart of minirnn.
+
+Every op is ``*_forward(...) -> (out..., cache)`` and ``*_backward(dout..., cache) ->
+grads``; names, argument order and shapes are fixed by DESIGN.md. Nothing here keeps
+state. Use as ``from minirnn import functional as F``.
+"""
+
+from .activations import sigmoid, tanh
+from .gru import gru_backward, gru_forward, gru_step_backward, gru_step_forward
+from .layers import affine_backward, affine_forward, embedding_backward, embedding_forward
+from .loss import softmax_cross_entropy
+from .lstm import lstm_backward, lstm_forward, lstm_step_backward, lstm_step_forward
+from .rnn import rnn_backward, rnn_forward, rnn_step_backward, rnn_step_forward
+
+__all__ = [
+    "sigmoid", "tanh",
+    "rnn_step_forward", "rnn_step_backward", "rnn_forward", "rnn_backward",
+    "lstm_step_forward", "lstm_step_backward", "lstm_forward", "lstm_backward",
+    "gru_step_forward", "gru_step_backward", "gru_forward", "gru_backward",
+    "embedding_forward", "embedding_backward", "affine_forward", "affine_backward",
+    "softmax_cross_entropy",
+]

@@ -1,0 +1,270 @@
+"""Numerical gradients by centred differences, and a checker for forward/backward pairs.
+
+The idea in three lines: pick a random upstream gradient ``dout`` for every output,
+define the scalar ``L = sum_k sum(out_k * dout_k)``, and compare the backward pass's
+``dL/dx`` with ``(L(x + h e_i) - L(x - h e_i)) / 2h`` for every entry ``i`` of every input.
+Centred differences are accurate to O(h^2), so in float64 with ``h = 1e-5`` a correct
+backward agrees to about 1e-10 relative error, and a wrong one misses by far more than
+the 1e-7 tolerance.
+
+``OPS`` lists every functional op as a ready-made check (used by the tests and by
+``python -m minirnn gradcheck``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np  # host-side arithmetic on float64 copies; device arrays go via backend
+
+from . import backend
+from . import functional as F
+
+DEFAULT_TOL = 1e-7
+DEFAULT_STEP = 1e-5
+
+
+def rel_error(a, b):
+    """Relative error ``||a - b|| / (||a|| + ||b||)`` over the whole array (0 if both are 0).
+
+    Taken over the whole array rather than entry by entry, so that a tiny entry
+    with a tiny absolute error cannot dominate, while a wrong entry of ordinary
+    size still shows up at its full weight.
+    """
+    a = np.asarray(backend.to_numpy(a), dtype=np.float64)
+    b = np.asarray(backend.to_numpy(b), dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"rel_error: a and b must have the same shape, got {a.shape} and {b.shape}")
+    denom = np.linalg.norm(a) + np.linalg.norm(b)
+    return 0.0 if denom == 0 else float(np.linalg.norm(a - b) / denom)
+
+
+def numerical_gradient(f, x, dout, h=DEFAULT_STEP):
+    """Centred-difference gradient of ``sum(f() * dout)`` with respect to ``x``.
+
+    ``f`` takes no arguments and reads ``x``, a float64 host array that this function
+    perturbs one entry at a time (and restores). ``dout`` is the upstream gradient,
+    shaped like ``f()``; a tuple of outputs with a tuple of ``dout`` works too.
+    Returns an array shaped like ``x``.
+    """
+    if not (isinstance(x, np.ndarray) and x.dtype == np.float64):
+        raise TypeError("numerical_gradient: x must be a float64 numpy.ndarray (the check "
+                        f"needs double precision), got {getattr(x, 'dtype', type(x).__name__)}")
+    douts = dout if isinstance(dout, tuple) else (dout,)
+
+    def scalar():
+        outs = f()
+        outs = outs if isinstance(outs, tuple) else (outs,)
+        return sum(float(np.sum(np.asarray(backend.to_numpy(o), np.float64) * d))
+                   for o, d in zip(outs, douts))
+
+    grad = np.zeros_like(x)
+    flat, gflat = x.reshape(-1), grad.reshape(-1)  # views: x must be contiguous
+    if not np.shares_memory(flat, x):
+        raise ValueError("numerical_gradient: x must be a contiguous array")
+    for i in range(flat.size):
+        old = flat[i]
+        flat[i] = old + h
+        plus = scalar()
+        flat[i] = old - h
+        minus = scalar()
+        flat[i] = old
+        gflat[i] = (plus - minus) / (2 * h)
+    return grad
+
+
+@dataclass
+class GradResult:
+    """One argument's comparison."""
+    op: str
+    arg: str
+    rel_error: float
+    tol: float
+
+    @property
+    def passed(self):
+        return self.rel_error <= self.tol
+
+
+@dataclass
+class GradcheckReport:
+    """The comparisons for one or more ops; ``str(report)`` is a table."""
+    results: list = field(default_factory=list)
+
+    @property
+    def passed(self):
+        return all(r.passed for r in self.results)
+
+    @property
+    def worst(self):
+        return max(self.results, key=lambda r: r.rel_error)
+
+    def __add__(self, other):
+        return GradcheckReport(self.results + other.results)
+
+    def __str__(self):
+        rows = [("op", "argument", "rel. error", "tolerance", "result")]
+        rows += [(r.op, r.arg, f"{r.rel_error:.2e}", f"{r.tol:.0e}",
+                  "pass" if r.passed else "FAIL") for r in self.results]
+        widths = [max(len(row[k]) for row in rows) for k in range(5)]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        failed = sum(not r.passed for r in self.results)
+        lines.append(f"{len(self.results) - failed} passed, {failed} failed")
+        return "\n".join(lines)
+
+
+def check_pair(forward, backward, inputs, *, op="op", douts=None, h=DEFAULT_STEP,
+               tol=DEFAULT_TOL, seed=0, xp=None):
+    """Compare a backward pass against centred differences for every input.
+
+    forward: ``forward(**arrays) -> (outputs_tuple, cache)`` on device arrays;
+    backward: ``backward(douts_tuple, cache) -> tuple of gradients``, one per entry
+        of ``inputs`` in order;
+    inputs: dict name -> float64 host array, the arguments to differentiate;
+    douts: upstream gradients, one per output (random normal if None);
+    xp: the array module to run on (``backend.xp`` if None): inputs are moved there
+        and outputs brought back, so the check runs on CuPy or the strict backend too.
+    Returns a GradcheckReport with one row per input.
+    """
+    xp = backend.xp if xp is None else xp
+    host = {k: np.array(backend.to_numpy(v), dtype=np.float64) for k, v in inputs.items()}
+
+    def run():
+        outs, cache = forward(**{k: xp.asarray(v) for k, v in host.items()})
+        return outs, cache
+
+    outs, cache = run()
+    if douts is None:
+        rng = np.random.default_rng(seed)
+        douts = tuple(rng.standard_normal(o.shape) for o in outs)
+    grads = backward(tuple(xp.asarray(d) for d in douts), cache)
+    if len(grads) != len(host):
+        raise ValueError(f"check_pair: backward returned {len(grads)} gradients for "
+                         f"{len(host)} inputs ({', '.join(host)})")
+    report = GradcheckReport()
+    for (name, x), g in zip(host.items(), grads):
+        num = numerical_gradient(lambda: run()[0], x, tuple(douts), h)
+        report.results.append(GradResult(op, name, rel_error(g, num), tol))
+    return report
+
+
+# --------------------------------------------------------------------------------------
+# Every functional op as a ready-made check
+# --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class OpSpec:
+    """How to gradient-check one functional op on random inputs.
+
+    ``make(rng, N, T, D, H)`` returns ``(inputs, consts)``: the float64 arrays to
+    differentiate and the non-differentiable arguments (ids, targets, masks).
+    ``forward(consts, **inputs) -> (outputs, cache)``; ``backward(douts, cache)``
+    returns one gradient per input, in order.
+    """
+    name: str
+    make: Callable
+    forward: Callable
+    backward: Callable
+
+
+def _weights(rng, D, H, k, n_bias=1):
+    out = {"Wx": rng.standard_normal((D, k * H)) / np.sqrt(D),
+           "Wh": rng.standard_normal((H, k * H)) / np.sqrt(H)}
+    names = ["b"] if n_bias == 1 else ["bx", "bh"]
+    for name in names:
+        out[name] = 0.5 * rng.standard_normal(k * H)
+    return out
+
+
+def _step_inputs(rng, N, D, H, states):
+    out = {"x": rng.standard_normal((N, D))}
+    for s in states:
+        out[s] = rng.standard_normal((N, H))
+    return out
+
+
+def _seq_inputs(rng, N, T, D, H, states):
+    out = {"x": rng.standard_normal((N, T, D))}
+    for s in states:
+        out[s] = rng.standard_normal((N, H))
+    return out
+
+
+def _spec_table():
+    V = 7  # vocabulary / classes for embedding and loss checks
+    specs = [
+        OpSpec("rnn_step",
+               lambda rng, N, T, D, H: ({**_step_inputs(rng, N, D, H, ["h_prev"]),
+                                         **_weights(rng, D, H, 1)}, {}),
+               lambda c, **a: (lambda h, cache: ((h,), cache))(*F.rnn_step_forward(**a)),
+               lambda d, cache: F.rnn_step_backward(d[0], cache)),
+        OpSpec("rnn",
+               lambda rng, N, T, D, H: ({**_seq_inputs(rng, N, T, D, H, ["h0"]),
+                                         **_weights(rng, D, H, 1)}, {}),
+               lambda c, **a: (lambda hs, cache: ((hs,), cache))(*F.rnn_forward(**a)),
+               lambda d, cache: F.rnn_backward(d[0], cache)),
+        OpSpec("lstm_step",
+               lambda rng, N, T, D, H: ({**_step_inputs(rng, N, D, H, ["h_prev", "c_prev"]),
+                                         **_weights(rng, D, H, 4)}, {}),
+               lambda c, **a: (lambda h, cc, cache: ((h, cc), cache))(*F.lstm_step_forward(**a)),
+               lambda d, cache: F.lstm_step_backward(d[0], d[1], cache)),
+        OpSpec("lstm",  # both outputs carry a gradient: dhs and dc_last
+               lambda rng, N, T, D, H: ({**_seq_inputs(rng, N, T, D, H, ["h0", "c0"]),
+                                         **_weights(rng, D, H, 4)}, {}),
+               lambda c, **a: (lambda hs, cl, cache: ((hs, cl), cache))(*F.lstm_forward(**a)),
+               lambda d, cache: F.lstm_backward(d[0], cache, dc_last=d[1])),
+        OpSpec("gru_step",
+               lambda rng, N, T, D, H: ({**_step_inputs(rng, N, D, H, ["h_prev"]),
+                                         **_weights(rng, D, H, 3, n_bias=2)}, {}),
+               lambda c, **a: (lambda h, cache: ((h,), cache))(*F.gru_step_forward(**a)),
+               lambda d, cache: F.gru_step_backward(d[0], cache)),
+        OpSpec("gru",
+               lambda rng, N, T, D, H: ({**_seq_inputs(rng, N, T, D, H, ["h0"]),
+                                         **_weights(rng, D, H, 3, n_bias=2)}, {}),
+               lambda c, **a: (lambda hs, cache: ((hs,), cache))(*F.gru_forward(**a)),
+               lambda d, cache: F.gru_backward(d[0], cache)),
+        OpSpec("embedding",
+               lambda rng, N, T, D, H: ({"W": rng.standard_normal((V, D))},
+                                        {"ids": rng.integers(0, V, size=(N, T))}),
+               lambda c, W: (lambda out, cache: ((out,), cache))(
+                   *F.embedding_forward(backend.get_array_module(W).asarray(c["ids"]), W)),
+               lambda d, cache: (F.embedding_backward(d[0], cache),)),
+        OpSpec("affine",
+               lambda rng, N, T, D, H: ({"x": rng.standard_normal((N, T, D)),
+                                         "W": rng.standard_normal((D, H)) / np.sqrt(D),
+                                         "b": rng.standard_normal(H)}, {}),
+               lambda c, **a: (lambda out, cache: ((out,), cache))(*F.affine_forward(**a)),
+               lambda d, cache: F.affine_backward(d[0], cache)),
+        OpSpec("softmax_cross_entropy",  # masked: at least one position always counts
+               lambda rng, N, T, D, H: (
+                   {"logits": 3 * rng.standard_normal((N, T, V))},
+                   {"targets": rng.integers(0, V, size=(N, T)),
+                    "mask": np.concatenate([np.ones((N, 1), bool),
+                                            rng.random((N, T - 1)) < 0.7], axis=1)}),
+               lambda c, logits: _loss_forward(c, logits),
+               lambda d, dlogits: (d[0] * dlogits,)),
+    ]
+    return {s.name: s for s in specs}
+
+
+def _loss_forward(consts, logits):
+    xp = backend.get_array_module(logits)
+    loss, dlogits = F.softmax_cross_entropy(logits, xp.asarray(consts["targets"]),
+                                            xp.asarray(consts["mask"]))
+    return (loss,), dlogits
+
+
+OPS = _spec_table()
+
+
+def check_op(name, N=2, T=3, D=4, H=5, *, seed=0, tol=DEFAULT_TOL, xp=None):
+    """Gradient-check the functional op ``name`` (a key of ``OPS``) on random float64 inputs."""
+    if name not in OPS:
+        raise ValueError(f"check_op: name must be one of {', '.join(OPS)}, got {name!r}")
+    spec = OPS[name]
+    rng = np.random.default_rng(seed)
+    inputs, consts = spec.make(rng, N, T, D, H)
+    return check_pair(lambda **a: spec.forward(consts, **a), spec.backward, inputs,
+                      op=name, tol=tol, seed=seed + 1, xp=xp)
