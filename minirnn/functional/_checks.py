@@ -14,7 +14,8 @@ import numpy as _np  # dtype objects only; never used on array data
 def _shape_str(labels, dims):
     if labels is None:
         return str(tuple(dims))
-    return "(" + ", ".join(f"{l}={d}" if d is not None else l for l, d in zip(labels, dims)) + ")"
+    inner = ", ".join(f"{l}={d}" if d is not None else l for l, d in zip(labels, dims))
+    return f"({inner},)" if len(dims) == 1 else f"({inner})"
 
 
 def float_array(op, name, a, ndim, labels):
