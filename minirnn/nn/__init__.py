@@ -1,0 +1,8 @@
+"""Modules that own parameters and gradients and call ``minirnn.functional``."""
+
+from .charrnn import CharRNN
+from .module import Dropout, Embedding, Linear, Module
+from .recurrent import GRU, LSTM, RNN, Recurrent
+
+__all__ = ["Module", "Embedding", "Linear", "Dropout", "Recurrent", "RNN", "LSTM", "GRU",
+           "CharRNN"]

@@ -1,0 +1,162 @@
+"""The Module base and the simple layers: Embedding, Linear, Dropout.
+
+A Module owns two dicts with the same keys: ``params`` (name -> array) and ``grads``
+(name -> array of the same shape). Arrays are allocated once and only ever changed in
+place, so an optimizer built on ``model.params`` / ``model.grads`` keeps pointing at the
+live arrays. ``backward`` *adds* into ``grads`` (call ``zero_grad()`` first), like PyTorch.
+
+A parent registers children with ``self.add(name, child)``; their entries appear in the
+parent's dicts under ``"name.key"``. Every layer calls ``minirnn.functional`` for its math.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import backend
+from .. import functional as F
+
+
+class Module:
+    """Base class: parameters, gradients, train/eval mode and state dicts."""
+
+    def __init__(self):
+        self.params = {}
+        self.grads = {}
+        self.training = True
+        self._children = {}
+
+    # -- building ----------------------------------------------------------------------
+    def register(self, name, value):
+        """Make the host array ``value`` a parameter (moved to the backend) with a zero grad."""
+        p = backend.asarray(value, dtype=backend.default_dtype())
+        self.params[name] = p
+        self.grads[name] = backend.xp.zeros_like(p)
+        return p
+
+    def add(self, name, module):
+        """Register a child module; its parameters join ours as ``"name.key"``."""
+        self._children[name] = module
+        for k in module.params:
+            self.params[f"{name}.{k}"] = module.params[k]
+            self.grads[f"{name}.{k}"] = module.grads[k]
+        return module
+
+    # -- using -------------------------------------------------------------------------
+    def parameters(self):
+        """The parameter arrays, in a fixed order."""
+        return list(self.params.values())
+
+    def zero_grad(self):
+        for g in self.grads.values():
+            g[...] = 0
+
+    def train(self, mode=True):
+        self.training = bool(mode)
+        for child in self._children.values():
+            child.train(mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def num_parameters(self):
+        return sum(int(p.size) for p in self.params.values())
+
+    def state_dict(self):
+        """Host NumPy copies of every parameter (so a GPU model saves like a CPU one)."""
+        return {k: backend.to_numpy(v).copy() for k, v in self.params.items()}
+
+    def load_state_dict(self, state):
+        """Copy ``state`` (name -> array) into the parameters, in place, after checking it."""
+        if not isinstance(state, dict):
+            raise TypeError(f"load_state_dict: state must be a dict of arrays, "
+                            f"got {type(state).__name__}")
+        missing = sorted(set(self.params) - set(state))
+        extra = sorted(set(state) - set(self.params))
+        if missing or extra:
+            raise ValueError(f"load_state_dict: keys do not match this model; missing "
+                             f"{missing or 'none'}, unexpected {extra or 'none'}")
+        for k, p in self.params.items():
+            v = state[k]
+            if tuple(v.shape) != tuple(p.shape):
+                raise ValueError(f"load_state_dict: {k} must have shape {tuple(p.shape)}, "
+                                 f"got {tuple(v.shape)}")
+        for k, p in self.params.items():
+            p[...] = backend.get_array_module(p).asarray(backend.to_numpy(state[k]), dtype=p.dtype)
+
+
+def _uniform(rng, shape, bound):
+    return rng.uniform(-bound, bound, size=shape)
+
+
+class Embedding(Module):
+    """A table of ``num_embeddings`` vectors of size ``dim``: ids (N, T) -> (N, T, dim)."""
+
+    def __init__(self, num_embeddings, dim, rng=None):
+        super().__init__()
+        rng = np.random.default_rng(0) if rng is None else rng
+        self.register("W", rng.standard_normal((num_embeddings, dim)))
+        self._cache = None
+
+    def forward(self, ids):
+        out, self._cache = F.embedding_forward(ids, self.params["W"])
+        return out
+
+    def backward(self, dout):
+        self.grads["W"] += F.embedding_backward(dout, self._cache)
+
+
+class Linear(Module):
+    """``x @ W + b`` over the last axis; ``W`` is (in_features, out_features)."""
+
+    def __init__(self, in_features, out_features, rng=None):
+        super().__init__()
+        rng = np.random.default_rng(0) if rng is None else rng
+        bound = 1.0 / np.sqrt(in_features)
+        self.register("W", _uniform(rng, (in_features, out_features), bound))
+        self.register("b", _uniform(rng, (out_features,), bound))
+        self._cache = None
+
+    def forward(self, x):
+        out, self._cache = F.affine_forward(x, self.params["W"], self.params["b"])
+        return out
+
+    def backward(self, dout):
+        dx, dW, db = F.affine_backward(dout, self._cache)
+        self.grads["W"] += dW
+        self.grads["b"] += db
+        return dx
+
+
+class Dropout(Module):
+    """Inverted dropout: in training, zero each entry with probability ``p`` and scale the
+    rest by ``1 / (1 - p)``, so evaluation needs no rescaling. Seeded and resumable:
+    ``rng_state()`` / ``set_rng_state()`` give the generator's state as JSON-able data.
+    """
+
+    def __init__(self, p=0.0, seed=0):
+        super().__init__()
+        if not (isinstance(p, (int, float)) and 0.0 <= p < 1.0):
+            raise ValueError(f"Dropout: p must be a probability in [0, 1), got {p!r}")
+        self.p = float(p)
+        self.rng = np.random.default_rng(seed)  # host generator: its state is saveable
+        self._mask = None
+
+    def forward(self, x):
+        if not self.training or self.p == 0.0:
+            self._mask = None
+            return x
+        keep = self.rng.random(x.shape, dtype=np.float32) >= self.p
+        xp = backend.get_array_module(x)
+        self._mask = xp.asarray(keep.astype(x.dtype) / x.dtype.type(1.0 - self.p))
+        return x * self._mask
+
+    def backward(self, dout):
+        return dout if self._mask is None else dout * self._mask
+
+    def rng_state(self):
+        return self.rng.bit_generator.state
+
+    def set_rng_state(self, state):
+        self.rng.bit_generator.state = state
