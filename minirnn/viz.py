@@ -1,0 +1,85 @@
+"""Figures: the training curve of a run (from its ``metrics.jsonl``).
+
+matplotlib is imported lazily with the Agg backend, so nothing here needs a screen.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+
+def read_metrics(path):
+    """The records of a ``metrics.jsonl`` file (or a run directory holding one)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "metrics.jsonl"
+    if not path.exists():
+        raise FileNotFoundError(f"read_metrics: no metrics file at {path}; is this a run "
+                                "directory written by `minirnn train`?")
+    records = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if line:
+                records.append(json.loads(line))
+    return records
+
+
+def _pyplot():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def plot_training(runs, out_path, title=None, x="step"):
+    """Plot training and validation loss of one or more runs into a PNG.
+
+    runs: a run directory / metrics file, or a dict label -> directory / metrics file;
+    x: "step" or "time" (seconds of training) on the horizontal axis.
+    Training loss is drawn smoothed (a trailing mean over 2% of the steps), validation loss
+    as points joined by lines. Returns the output path.
+    """
+    if x not in ("step", "time"):
+        raise ValueError(f"plot_training: x must be 'step' or 'time', got {x!r}")
+    if not isinstance(runs, dict):
+        runs = {Path(runs).name if Path(runs).is_dir() else Path(runs).parent.name: runs}
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
+    key = "step" if x == "step" else "train_time"
+    for i, (label, run) in enumerate(runs.items()):
+        records = read_metrics(run)
+        color = f"C{i}"
+        train = [r for r in records if "loss" in r]
+        if train:
+            # A trailing mean over 2% of the run: smooth enough to read, short enough not
+            # to lag behind the curve.
+            w = max(1, len(train) // 50)
+            losses = [r["loss"] for r in train]
+            sums = [0.0]
+            for v in losses:
+                sums.append(sums[-1] + v)
+            ys = [(sums[i + 1] - sums[max(0, i + 1 - w)]) / min(w, i + 1)
+                  for i in range(len(losses))]
+            ax.plot([r[key] for r in train], ys, color=color, alpha=0.45, lw=1,
+                    label=f"{label} train (mean of {w})")
+        val = [r for r in records if "val_loss" in r]
+        if val:
+            ax.plot([r[key] for r in val], [r["val_loss"] for r in val], "o-", color=color,
+                    ms=3, lw=1.6, label=f"{label} validation")
+    ax.set_xlabel("step" if x == "step" else "training time (s)")
+    ax.set_ylabel("loss (nats per symbol)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    lo, hi = ax.get_ylim()
+    ax.set_ylim(max(lo, 0), min(hi, 5.0) if math.isfinite(hi) else 5.0)
+    fig.tight_layout()
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_path)
+    plt.close(fig)
+    return out_path
