@@ -1,0 +1,402 @@
+"""The char-RNN trainer: truncated BPTT with the hidden state carried across batches.
+
+    cfg = TrainConfig(data="tinyshakespeare", steps=2000, out="runs/shakespeare")
+    result = train(cfg)             # progress bar, metrics.jsonl, checkpoint.npz, loss.png
+
+What one step does (char-rnn's recipe):
+  1. take batch ``i`` of N parallel streams, ``x`` and ``y = x`` shifted by one (N, T);
+  2. run the model from the state the previous batch ended in (zeros at a stream start);
+  3. backpropagate through these T steps only (the state is carried, its gradient is not);
+  4. clip the global gradient norm, take an optimizer step.
+Every ``eval_every`` steps the whole validation split is read (its own carried state)
+and reported in nats per symbol, bits per symbol (nats / ln 2) and perplexity (e^nats),
+with a sample of text. The time budget counts training steps only, not evaluation.
+
+A run directory holds ``metrics.jsonl`` (one JSON record per step and per evaluation),
+``checkpoint.npz`` (written atomically every ``save_every`` steps, at the end and on
+Ctrl-C) and ``loss.png``. ``resume=True`` continues from the checkpoint so exactly that
+an interrupted-and-resumed run ends with the parameters of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import signal
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from . import backend, generate, optim
+from .checkpoint import load_checkpoint, save_checkpoint
+from .data import StreamBatcher, load_corpus, shrink_to_fit, vocab_from_json
+from .nn import CharRNN, Dropout
+
+OPTIMIZERS = {"sgd": optim.SGD, "momentum": optim.SGD, "adagrad": optim.Adagrad,
+              "rmsprop": optim.RMSProp, "adam": optim.Adam, "adamw": optim.AdamW}
+CHECKPOINT = "checkpoint.npz"
+METRICS = "metrics.jsonl"
+
+# Settings that may differ on --resume (everything else must match the checkpoint).
+RESUME_MAY_CHANGE = ("steps", "time_budget", "lr", "eval_every", "eval_batches", "save_every",
+                     "progress", "sample_length", "out")
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a training run (the CLI's flags map one to one)."""
+    data: str = "tinyshakespeare"
+    level: str = "char"
+    cell: str = "lstm"
+    hidden_size: int = 256
+    num_layers: int = 2
+    embedding_dim: Optional[int] = None
+    dropout: float = 0.0
+    batch_size: int = 64
+    seq_len: int = 64
+    optimizer: str = "adam"
+    lr: float = 2e-3
+    clip: float = 5.0
+    steps: Optional[int] = None
+    time_budget: Optional[float] = None
+    eval_every: int = 200
+    eval_batches: Optional[int] = None
+    save_every: int = 500
+    sample_length: int = 200
+    seed: int = 0
+    val_fraction: float = 0.1
+    encoding: str = "utf-8"
+    max_vocab: int = 10000
+    out: str = "runs/charrnn"
+    progress: bool = True
+
+    def __post_init__(self):
+        def positive(name, kind=int):
+            v = getattr(self, name)
+            if not isinstance(v, kind) or isinstance(v, bool) or v <= 0:
+                raise ValueError(f"TrainConfig: {name} must be a positive "
+                                 f"{'integer' if kind is int else 'number'}, got {v!r}")
+        for name in ("hidden_size", "num_layers", "batch_size", "seq_len", "eval_every",
+                     "save_every"):
+            positive(name)
+        positive("lr", (int, float))
+        positive("clip", (int, float))
+        for name in ("steps", "eval_batches", "embedding_dim"):
+            if getattr(self, name) is not None:
+                positive(name)
+        if self.time_budget is not None:
+            positive("time_budget", (int, float))
+        if self.level not in ("char", "word"):
+            raise ValueError(f"TrainConfig: level must be 'char' or 'word', got {self.level!r}")
+        if self.cell not in ("rnn", "lstm", "gru"):
+            raise ValueError(f"TrainConfig: cell must be 'rnn', 'lstm' or 'gru', got {self.cell!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"TrainConfig: optimizer must be one of {sorted(OPTIMIZERS)}, "
+                             f"got {self.optimizer!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"TrainConfig: dropout must be in [0, 1), got {self.dropout!r}")
+        if self.sample_length < 0:
+            raise ValueError(f"TrainConfig: sample_length must be >= 0, got {self.sample_length!r}")
+        if self.steps is None and self.time_budget is None:
+            self.steps = 2000
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or the gradient norm became NaN/Inf, or the loss exploded."""
+
+
+@dataclass
+class TrainResult:
+    model: CharRNN
+    vocab: object
+    step: int
+    train_loss: float
+    val_loss: Optional[float]
+    out: Path
+    stopped_by: str
+
+
+def make_optimizer(name, model, lr):
+    cls = OPTIMIZERS[name]
+    if name == "momentum":
+        return cls(model.params, model.grads, lr=lr, momentum=0.9)
+    return cls(model.params, model.grads, lr=lr)
+
+
+def _dropouts(model):
+    found, stack = [], [model]
+    while stack:
+        m = stack.pop()
+        if isinstance(m, Dropout):
+            found.append(m)
+        stack.extend(m._children.values())
+    return found
+
+
+def evaluate(model, batcher, max_batches=None):
+    """Mean loss (nats per symbol) over a split, reading it in order with a carried state."""
+    was_training = model.training
+    model.eval()
+    total, count, state = 0.0, 0, None
+    n = len(batcher) if max_batches is None else min(len(batcher), max_batches)
+    for i in range(n):
+        x, y = batcher.batch(i)
+        loss, state = model.loss(backend.asarray(x), backend.asarray(y), state)
+        total += float(loss) * y.size
+        count += y.size
+    model.train(was_training)
+    return total / count if count else float("nan")
+
+
+def _checkpoint_arrays(model, opt, state):
+    arrays = {f"model/{k}": v for k, v in model.params.items()}
+    arrays.update({f"optim/{k}": v for k, v in opt.state_dict()["arrays"].items()})
+    if state is not None:
+        arrays.update({f"state/{i}": s for i, s in enumerate(state)})
+    return arrays
+
+
+def _save(out, model, opt, vocab, cfg, step, batch_index, state, train_time, extra=None):
+    metadata = {
+        "kind": "charrnn",
+        "model": model.config,
+        "train": asdict(cfg),
+        "vocab": vocab.to_json(),
+        "optim": opt.state_dict()["hyper"],
+        "step": step,
+        "batch_index": batch_index,
+        "has_state": state is not None,
+        "dropout_rng": [d.rng_state() for d in _dropouts(model)],
+        "train_time": train_time,
+        **(extra or {}),
+    }
+    return save_checkpoint(out / CHECKPOINT, _checkpoint_arrays(model, opt, state), metadata)
+
+
+def load_model(path):
+    """(model, vocab, metadata) from a checkpoint written by the trainer."""
+    arrays, meta = load_checkpoint(path)
+    if meta.get("kind") != "charrnn":
+        raise ValueError(f"load_model: {path} holds a {meta.get('kind')!r} checkpoint, "
+                         "not a char-RNN")
+    model = CharRNN(**meta["model"])
+    model.load_state_dict({k[len("model/"):]: v for k, v in arrays.items()
+                           if k.startswith("model/")})
+    bad = [k for k, p in model.params.items() if not np.isfinite(backend.to_numpy(p)).all()]
+    if bad:
+        raise ValueError(f"load_model: {path} holds non-finite weights in {', '.join(bad)}; "
+                         "this checkpoint cannot be sampled from (train again or resume "
+                         "from an earlier one)")
+    return model, vocab_from_json(meta["vocab"]), meta
+
+
+def _resume_differences(old, new):
+    diffs = []
+    for key in old:
+        if key in RESUME_MAY_CHANGE:
+            continue
+        if old[key] != new.get(key):
+            diffs.append(f"{key}: checkpoint has {old[key]!r}, now {new.get(key)!r}")
+    return diffs
+
+
+def train(cfg: TrainConfig, resume=False, log=print):
+    """Train a CharRNN as ``cfg`` says; returns a TrainResult. See the module docstring."""
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    corpus = load_corpus(cfg.data, level=cfg.level, val_fraction=cfg.val_fraction,
+                         encoding=cfg.encoding, max_vocab=cfg.max_vocab)
+    if corpus.note:
+        log(f"note: {corpus.note}")
+    N, T, msg = shrink_to_fit(len(corpus.train_ids), cfg.batch_size, cfg.seq_len)
+    if msg:
+        log(f"note: {msg}")
+        cfg = dataclasses.replace(cfg, batch_size=N, seq_len=T)
+    batches = StreamBatcher(corpus.train_ids, N, T)
+    val_batches = None
+    if len(corpus.val_ids) >= 2:
+        vN, vT, _ = shrink_to_fit(len(corpus.val_ids), N, T)
+        val_batches = StreamBatcher(corpus.val_ids, vN, vT)
+    else:
+        log("note: the validation split has fewer than 2 symbols; no validation loss")
+    vocab = corpus.vocab
+
+    model = CharRNN(len(vocab), cfg.hidden_size, cfg.num_layers, cfg.cell,
+                    cfg.embedding_dim, cfg.dropout, cfg.seed)
+    opt = make_optimizer(cfg.optimizer, model, cfg.lr)
+    step, batch_index, state, train_time = 0, 0, None, 0.0
+    metrics_mode = "w"
+
+    if resume:
+        ckpt = out / CHECKPOINT
+        arrays, meta = load_checkpoint(ckpt)
+        diffs = _resume_differences(meta["train"], asdict(cfg))
+        if vocab.to_json() != meta["vocab"]:
+            diffs.append("vocabulary: the corpus now gives a different vocabulary")
+        if diffs:
+            raise ValueError(f"cannot resume from {ckpt}: settings differ from the "
+                             "checkpoint's:\n  " + "\n  ".join(diffs))
+        model.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("model/")})
+        opt.load_state_dict({"hyper": meta["optim"], "arrays": {
+            k[6:]: backend.asarray(v) for k, v in arrays.items() if k.startswith("optim/")}})
+        if cfg.lr != meta["optim"]["lr"]:
+            log(f"note: learning rate changed on resume: {meta['optim']['lr']} -> {cfg.lr}")
+            opt.lr = cfg.lr
+        for d, s in zip(_dropouts(model), meta["dropout_rng"]):
+            d.set_rng_state(s)
+        step, batch_index = meta["step"], meta["batch_index"]
+        train_time = meta["train_time"]
+        if meta["has_state"]:
+            state = tuple(backend.asarray(arrays[f"state/{i}"])
+                          for i in range(model.rnn.n_state))
+        metrics_mode = "a"
+        log(f"resumed from {ckpt} at step {step}")
+
+    log(f"{corpus.name}: {len(corpus.train_ids):,} train / {len(corpus.val_ids):,} val "
+        f"{cfg.level}s, vocabulary {len(vocab)}; model {cfg.num_layers}x{cfg.cell.upper()} "
+        f"{cfg.hidden_size}, {model.num_parameters():,} parameters; batches {N}x{T}")
+
+    bar = _progress(cfg.progress, cfg.steps, step)
+    first_loss = None
+    last_loss, val_loss, stopped_by = float("nan"), None, "steps"
+    metrics = open(out / METRICS, metrics_mode, encoding="utf-8")
+
+    def write(record):
+        metrics.write(json.dumps(record) + "\n")
+        metrics.flush()
+
+    def run_eval():
+        nonlocal val_loss
+        if val_batches is None:
+            return
+        val_loss = evaluate(model, val_batches, cfg.eval_batches)
+        record = {"step": step, "train_time": round(train_time, 3), "val_loss": val_loss,
+                  "val_bpc": val_loss / math.log(2), "val_ppl": math.exp(min(val_loss, 700))}
+        write(record)
+        text = ""
+        if cfg.sample_length:
+            model.eval()
+            text = generate.sample(model, vocab, prompt=vocab.decode(corpus.train_ids[:1]),
+                                   length=cfg.sample_length, temperature=0.8,
+                                   seed=cfg.seed + step)
+            model.train()
+        bar.write(f"step {step}: val {val_loss:.4f} nats/{cfg.level}, "
+                  f"{record['val_bpc']:.3f} bits/{cfg.level}, perplexity {record['val_ppl']:.2f}"
+                  + (f"\n--- sample ---\n{text}\n--------------" if text else ""))
+
+    dropouts = _dropouts(model)
+    with metrics, _StopOnCtrlC() as ctrl_c:
+        try:
+            model.train()
+            while True:
+                if ctrl_c.requested:
+                    stopped_by = "interrupt"
+                    bar.write(f"Ctrl-C: stopping after step {step}; saving {out / CHECKPOINT}")
+                    break
+                if cfg.steps is not None and step >= cfg.steps:
+                    stopped_by = "steps"
+                    break
+                if cfg.time_budget is not None and train_time >= cfg.time_budget:
+                    stopped_by = "time_budget"
+                    break
+                if batch_index >= len(batches):  # end of the stream: start over from zeros
+                    batch_index, state = 0, None
+                t0 = time.perf_counter()
+                rng_before = [d.rng_state() for d in dropouts]
+                x, y = batches.batch(batch_index)
+                model.zero_grad()
+                loss, new_state = model.loss(backend.asarray(x), backend.asarray(y), state)
+                loss = float(loss)
+                model.backward()
+                norm = optim.clip_grad_norm(model.grads, cfg.clip)
+                if first_loss is None:
+                    first_loss = loss
+                if not (math.isfinite(loss) and math.isfinite(norm)) or loss > 3 * first_loss:
+                    raise TrainingDiverged(
+                        f"training diverged at step {step + 1}: loss {loss:.4g} (last finite "
+                        f"loss {last_loss:.4g}, first {first_loss:.4g}), gradient norm "
+                        f"{norm:.4g}. The last good checkpoint in {out} was left untouched; "
+                        f"try a lower --lr (now {opt.lr}) or a smaller --clip (now {cfg.clip}).")
+                opt.step()
+                state, last_loss = new_state, loss
+                step += 1
+                batch_index += 1
+                dt = time.perf_counter() - t0
+                train_time += dt
+                write({"step": step, "train_time": round(train_time, 3), "loss": loss,
+                       "grad_norm": norm, "lr": opt.lr, "chars_per_s": y.size / dt})
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.3f}", chars_s=f"{y.size / dt:,.0f}", refresh=False)
+                if step % cfg.eval_every == 0:
+                    run_eval()
+                if step % cfg.save_every == 0:
+                    _save(out, model, opt, vocab, cfg, step, batch_index, state, train_time)
+        except KeyboardInterrupt:  # a second Ctrl-C: drop the unfinished step, keep the rest
+            stopped_by = "interrupt"
+            for d, s in zip(dropouts, rng_before):
+                d.set_rng_state(s)
+            bar.write(f"interrupted during step {step + 1}: saving {out / CHECKPOINT} "
+                      f"as of step {step}")
+        finally:
+            bar.close()
+        if stopped_by != "interrupt" and (val_loss is None or step % cfg.eval_every):
+            run_eval()
+    _save(out, model, opt, vocab, cfg, step, batch_index, state, train_time)
+    try:
+        from .viz import plot_training
+        plot_training(out, out / "loss.png", title=f"{corpus.name}: {cfg.cell} "
+                      f"{cfg.num_layers}x{cfg.hidden_size}")
+    except Exception as e:  # a missing font must never cost a trained model
+        log(f"note: could not draw loss.png ({e})")
+    log(f"stopped by {stopped_by} at step {step}; checkpoint {out / CHECKPOINT}")
+    return TrainResult(model, vocab, step, last_loss, val_loss, out, stopped_by)
+
+
+class _StopOnCtrlC:
+    """The first Ctrl-C asks the loop to stop at the next step boundary (so the saved
+    checkpoint is a whole step); a second one interrupts at once."""
+
+    def __init__(self):
+        self.requested = False
+        self._old = None
+
+    def _handler(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+        return False
+
+
+class _NoBar:
+    def update(self, n=1):
+        pass
+
+    def set_postfix(self, **kw):
+        pass
+
+    def write(self, s):
+        print(s)
+
+    def close(self):
+        pass
+
+
+def _progress(enabled, total, initial):
+    if not enabled:
+        return _NoBar()
+    from tqdm.auto import tqdm
+    return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True)
