@@ -290,6 +290,7 @@ def train(cfg: TrainConfig, resume=False, log=print):
                   + (f"\n--- sample ---\n{text}\n--------------" if text else ""))
 
     dropouts = _dropouts(model)
+    phase = "done"
     with metrics, _StopOnCtrlC() as ctrl_c:
         try:
             model.train()
@@ -308,6 +309,7 @@ def train(cfg: TrainConfig, resume=False, log=print):
                     batch_index, state = 0, None
                 t0 = time.perf_counter()
                 rng_before = [d.rng_state() for d in dropouts]
+                phase = "compute"  # what a hard interrupt would cut short (see below)
                 x, y = batches.batch(batch_index)
                 model.zero_grad()
                 loss, new_state = model.loss(backend.asarray(x), backend.asarray(y), state)
@@ -322,10 +324,12 @@ def train(cfg: TrainConfig, resume=False, log=print):
                         f"loss {last_loss:.4g}, first {first_loss:.4g}), gradient norm "
                         f"{norm:.4g}. The last good checkpoint in {out} was left untouched; "
                         f"try a lower --lr (now {opt.lr}) or a smaller --clip (now {cfg.clip}).")
+                phase = "update"
                 opt.step()
                 state, last_loss = new_state, loss
                 step += 1
                 batch_index += 1
+                phase = "done"
                 dt = time.perf_counter() - t0
                 train_time += dt
                 write({"step": step, "train_time": round(train_time, 3), "loss": loss,
@@ -336,17 +340,23 @@ def train(cfg: TrainConfig, resume=False, log=print):
                     run_eval()
                 if step % cfg.save_every == 0:
                     _save(out, model, opt, vocab, cfg, step, batch_index, state, train_time)
-        except KeyboardInterrupt:  # a second Ctrl-C: drop the unfinished step, keep the rest
+        except KeyboardInterrupt:  # a second Ctrl-C lands wherever the loop is
             stopped_by = "interrupt"
-            for d, s in zip(dropouts, rng_before):
-                d.set_rng_state(s)
-            bar.write(f"interrupted during step {step + 1}: saving {out / CHECKPOINT} "
-                      f"as of step {step}")
+            if phase == "update":  # weights half-updated: keep the checkpoint on disk
+                stopped_by = "interrupt-unsaved"
+                bar.write(f"interrupted while updating the weights at step {step + 1}: "
+                          f"not saving; the checkpoint on disk is kept")
+            elif phase == "compute":  # undo the dropout draws of the unfinished step
+                for d, saved in zip(dropouts, rng_before):
+                    d.set_rng_state(saved)
+                bar.write(f"interrupted during step {step + 1}: saving {out / CHECKPOINT} "
+                          f"as of step {step}")
         finally:
             bar.close()
-        if stopped_by != "interrupt" and (val_loss is None or step % cfg.eval_every):
+        if not stopped_by.startswith("interrupt") and (val_loss is None or step % cfg.eval_every):
             run_eval()
-    _save(out, model, opt, vocab, cfg, step, batch_index, state, train_time)
+    if stopped_by != "interrupt-unsaved":
+        _save(out, model, opt, vocab, cfg, step, batch_index, state, train_time)
     try:
         from .viz import plot_training
         plot_training(out, out / "loss.png", title=f"{corpus.name}: {cfg.cell} "

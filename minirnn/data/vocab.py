@@ -57,7 +57,42 @@ def words_with_eos(text):
     return tokens
 
 
-class CharVocab:
+class _Vocab:
+    """What both vocabularies share: the symbol list, size, equality and JSON form."""
+
+    kind = None
+
+    @property
+    def symbols(self):
+        """The symbols in id order (a copy)."""
+        return list(self._symbols)
+
+    def __len__(self):
+        return len(self._symbols)
+
+    def __eq__(self, other):
+        return type(other) is type(self) and other._symbols == self._symbols
+
+    def __repr__(self):
+        return f"{type(self).__name__}({len(self)} symbols)"
+
+    def to_json(self):
+        """A JSON-able dict that ``vocab_from_json`` turns back into this vocabulary."""
+        return {"kind": self.kind, "symbols": list(self._symbols)}
+
+    @classmethod
+    def from_json(cls, d):
+        _check_json(cls, d)
+        return cls(d["symbols"])
+
+
+def _no_repeats(owner, symbols):
+    if len(set(symbols)) != len(symbols):
+        dupes = sorted(s for s, c in Counter(symbols).items() if c > 1)
+        raise ValueError(f"{owner}: symbols repeat: {', '.join(map(repr, dupes))}")
+
+
+class CharVocab(_Vocab):
     """A character (Unicode code point) vocabulary; id i is ``symbols[i]``.
 
     ``encode`` refuses characters it does not know (a character model has no
@@ -73,9 +108,7 @@ class CharVocab:
                 raise ValueError(
                     f"CharVocab: every symbol must be one character (code point), got {s!r}"
                 )
-        if len(set(symbols)) != len(symbols):
-            dupes = sorted(s for s, c in Counter(symbols).items() if c > 1)
-            raise ValueError(f"CharVocab: symbols repeat: {', '.join(map(repr, dupes))}")
+        _no_repeats("CharVocab", symbols)
         if not symbols:
             raise ValueError("CharVocab: needs at least one symbol (was the text empty?)")
         self._symbols = symbols
@@ -106,22 +139,8 @@ class CharVocab:
             )
         return cls(symbols)
 
-    @property
-    def symbols(self):
-        """The symbols in id order (a copy)."""
-        return list(self._symbols)
-
-    def __len__(self):
-        return len(self._symbols)
-
     def __contains__(self, ch):
         return ch in self._symbols
-
-    def __eq__(self, other):
-        return type(other) is type(self) and other._symbols == self._symbols
-
-    def __repr__(self):
-        return f"CharVocab({len(self)} symbols)"
 
     def encode(self, text):
         """``text`` -> (len(text),) int32 ids, one per code point."""
@@ -151,17 +170,8 @@ class CharVocab:
             return ""
         return self._cps[a].astype("<u4").tobytes().decode("utf-32-le", "surrogatepass")
 
-    def to_json(self):
-        """A JSON-able dict that ``vocab_from_json`` turns back into this vocabulary."""
-        return {"kind": self.kind, "symbols": list(self._symbols)}
 
-    @classmethod
-    def from_json(cls, d):
-        _check_json(cls, d)
-        return cls(d["symbols"])
-
-
-class WordVocab:
+class WordVocab(_Vocab):
     """A word vocabulary with ``<unk>`` (id 0) and ``<eos>`` (id 1), then words sorted.
 
     Words are whitespace-separated; a line break is the ``<eos>`` token. Words not in
@@ -181,9 +191,7 @@ class WordVocab:
         for s in symbols:
             if not isinstance(s, str) or not s or s != s.strip() or len(s.split()) != 1:
                 raise ValueError(f"WordVocab: every symbol must be one word, no spaces; got {s!r}")
-        if len(set(symbols)) != len(symbols):
-            dupes = sorted(s for s, c in Counter(symbols).items() if c > 1)
-            raise ValueError(f"WordVocab: symbols repeat: {', '.join(map(repr, dupes))}")
+        _no_repeats("WordVocab", symbols)
         self._symbols = symbols
         self._index = {s: i for i, s in enumerate(symbols)}
 
@@ -216,11 +224,6 @@ class WordVocab:
         return cls.from_tokens(words_with_eos(text), max_size)
 
     @property
-    def symbols(self):
-        """The symbols in id order (a copy)."""
-        return list(self._symbols)
-
-    @property
     def unk_id(self):
         return 0
 
@@ -228,17 +231,8 @@ class WordVocab:
     def eos_id(self):
         return 1
 
-    def __len__(self):
-        return len(self._symbols)
-
     def __contains__(self, word):
         return word in self._index
-
-    def __eq__(self, other):
-        return type(other) is type(self) and other._symbols == self._symbols
-
-    def __repr__(self):
-        return f"WordVocab({len(self)} symbols)"
 
     def encode_tokens(self, tokens):
         """A list of words -> int32 ids; unknown words become ``<unk>``."""
@@ -255,15 +249,6 @@ class WordVocab:
         """ids -> the words joined by single spaces (``<eos>`` stays a word)."""
         a = _host_ids("WordVocab", ids, len(self))
         return " ".join(self._symbols[i] for i in a.tolist())
-
-    def to_json(self):
-        """A JSON-able dict that ``vocab_from_json`` turns back into this vocabulary."""
-        return {"kind": self.kind, "symbols": list(self._symbols)}
-
-    @classmethod
-    def from_json(cls, d):
-        _check_json(cls, d)
-        return cls(d["symbols"])
 
 
 def _check_json(cls, d):
