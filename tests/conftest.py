@@ -11,6 +11,21 @@ from minirnn import backend
 # Corpora are never in the repository: tests find them beside the checkout.
 os.environ.setdefault("MINIRNN_DATA", str(Path(__file__).resolve().parents[2] / "shared" / "data"))
 
+
+
+def corpus_present(name):
+    """Is the named corpus in a folder of MINIRNN_DATA? (Tests never download.)"""
+    folders = os.environ.get("MINIRNN_DATA", "").split(os.pathsep)
+    return any(f and (Path(f) / name).is_dir() for f in folders)
+
+
+def needs_corpus(name):
+    """Skip, saying why, on a machine without the shared corpora (CI always has them)."""
+    return pytest.mark.skipif(
+        not corpus_present(name),
+        reason=f"corpus {name!r} is not under MINIRNN_DATA={os.environ.get('MINIRNN_DATA')!r}")
+
+
 # Every functional test runs on plain NumPy and on the strict stand-in for a GPU array
 # module, which refuses np.* calls on its arrays and any mixing with host arrays.
 BACKENDS = ["numpy", "strict"]

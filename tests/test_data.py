@@ -22,6 +22,8 @@ from minirnn.data import (
 )
 from minirnn.data import corpus as corpus_mod
 
+from .conftest import needs_corpus
+
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
 
@@ -180,6 +182,7 @@ def test_read_text_normalises_crlf_and_drops_a_bom(tmp_path):
 
 # ---------------------------------------------------------------- corpus resolution
 
+@needs_corpus('tinyshakespeare')
 def test_tinyshakespeare_resolves_through_minirnn_data(data_env):
     path = resolve_corpus("tinyshakespeare")
     assert path == data_env / "tinyshakespeare" / "input.txt"
@@ -254,6 +257,7 @@ def test_an_unknown_name_is_not_found():
 
 # ---------------------------------------------------------------- loading and splitting
 
+@needs_corpus('tinyshakespeare')
 def test_load_corpus_splits_the_stream_90_10():
     c = load_corpus("tinyshakespeare")
     assert isinstance(c, Corpus) and c.level == "char" and c.name == "tinyshakespeare"
@@ -284,6 +288,7 @@ def test_word_level_vocab_comes_from_train_and_val_gets_unk(tmp_path):
     assert len(c.val_ids) == total // 10
 
 
+@needs_corpus('ptb')
 def test_ptb_loads_at_word_level_with_eos(data_env):
     tokens = load_ptb("valid")
     assert tokens[:3] == ["consumers", "may", "want"]

@@ -12,6 +12,8 @@ from minirnn.backend import to_numpy
 from minirnn.data import StreamBatcher, load_corpus
 from minirnn.train import TrainConfig, TrainingDiverged, evaluate, load_model, train
 
+from .conftest import needs_corpus
+
 TEXT_200 = (
     "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n"
     "First Citizen:\nYou are all resolved rather to die than to famish?\n\nAll:\n"
@@ -148,6 +150,7 @@ def test_bad_settings_name_the_argument():
         TrainConfig(optimizer="lbfgs")
 
 
+@needs_corpus("ptb")
 def test_word_level_ptb_trains_with_an_embedding_and_reports_perplexity(tmp_path):
     cfg = TrainConfig(data="ptb", level="word", cell="gru", hidden_size=16, num_layers=1,
                       embedding_dim=8, batch_size=4, seq_len=8, steps=4, eval_every=2,
