@@ -169,91 +169,90 @@ class OpSpec:
     backward: Callable
 
 
-def _weights(rng, D, H, k, n_bias=1):
+def _weights(rng, D, H, k, biases=("b",)):
     out = {"Wx": rng.standard_normal((D, k * H)) / np.sqrt(D),
            "Wh": rng.standard_normal((H, k * H)) / np.sqrt(H)}
-    names = ["b"] if n_bias == 1 else ["bx", "bh"]
-    for name in names:
+    for name in biases:
         out[name] = 0.5 * rng.standard_normal(k * H)
     return out
 
 
-def _step_inputs(rng, N, D, H, states):
-    out = {"x": rng.standard_normal((N, D))}
-    for s in states:
-        out[s] = rng.standard_normal((N, H))
-    return out
+def _recurrent_spec(name, k, states, forward, backward, biases=("b",), sequence=True):
+    """A check for a recurrent op: random x, states and weights in DESIGN's argument order.
+
+    ``backward(douts, cache)`` receives one upstream gradient per output (the LSTM's
+    sequence op has two: dhs and dc_last, so the dc_last path is checked too).
+    """
+    def make(rng, N, T, D, H):
+        x_shape = (N, T, D) if sequence else (N, D)
+        inputs = {"x": rng.standard_normal(x_shape)}
+        inputs.update({s: rng.standard_normal((N, H)) for s in states})
+        inputs.update(_weights(rng, D, H, k, biases))
+        return inputs, {}
+
+    def run(consts, **arrays):
+        *outputs, cache = forward(**arrays)
+        return tuple(outputs), cache
+
+    return OpSpec(name, make, run, backward)
 
 
-def _seq_inputs(rng, N, T, D, H, states):
-    out = {"x": rng.standard_normal((N, T, D))}
-    for s in states:
-        out[s] = rng.standard_normal((N, H))
-    return out
+def _embedding_make(rng, N, T, D, H, V=7):
+    return {"W": rng.standard_normal((V, D))}, {"ids": rng.integers(0, V, size=(N, T))}
 
 
-def _spec_table():
-    V = 7  # vocabulary / classes for embedding and loss checks
-    specs = [
-        OpSpec("rnn_step",
-               lambda rng, N, T, D, H: ({**_step_inputs(rng, N, D, H, ["h_prev"]),
-                                         **_weights(rng, D, H, 1)}, {}),
-               lambda c, **a: (lambda h, cache: ((h,), cache))(*F.rnn_step_forward(**a)),
-               lambda d, cache: F.rnn_step_backward(d[0], cache)),
-        OpSpec("rnn",
-               lambda rng, N, T, D, H: ({**_seq_inputs(rng, N, T, D, H, ["h0"]),
-                                         **_weights(rng, D, H, 1)}, {}),
-               lambda c, **a: (lambda hs, cache: ((hs,), cache))(*F.rnn_forward(**a)),
-               lambda d, cache: F.rnn_backward(d[0], cache)),
-        OpSpec("lstm_step",
-               lambda rng, N, T, D, H: ({**_step_inputs(rng, N, D, H, ["h_prev", "c_prev"]),
-                                         **_weights(rng, D, H, 4)}, {}),
-               lambda c, **a: (lambda h, cc, cache: ((h, cc), cache))(*F.lstm_step_forward(**a)),
-               lambda d, cache: F.lstm_step_backward(d[0], d[1], cache)),
-        OpSpec("lstm",  # both outputs carry a gradient: dhs and dc_last
-               lambda rng, N, T, D, H: ({**_seq_inputs(rng, N, T, D, H, ["h0", "c0"]),
-                                         **_weights(rng, D, H, 4)}, {}),
-               lambda c, **a: (lambda hs, cl, cache: ((hs, cl), cache))(*F.lstm_forward(**a)),
-               lambda d, cache: F.lstm_backward(d[0], cache, dc_last=d[1])),
-        OpSpec("gru_step",
-               lambda rng, N, T, D, H: ({**_step_inputs(rng, N, D, H, ["h_prev"]),
-                                         **_weights(rng, D, H, 3, n_bias=2)}, {}),
-               lambda c, **a: (lambda h, cache: ((h,), cache))(*F.gru_step_forward(**a)),
-               lambda d, cache: F.gru_step_backward(d[0], cache)),
-        OpSpec("gru",
-               lambda rng, N, T, D, H: ({**_seq_inputs(rng, N, T, D, H, ["h0"]),
-                                         **_weights(rng, D, H, 3, n_bias=2)}, {}),
-               lambda c, **a: (lambda hs, cache: ((hs,), cache))(*F.gru_forward(**a)),
-               lambda d, cache: F.gru_backward(d[0], cache)),
-        OpSpec("embedding",
-               lambda rng, N, T, D, H: ({"W": rng.standard_normal((V, D))},
-                                        {"ids": rng.integers(0, V, size=(N, T))}),
-               lambda c, W: (lambda out, cache: ((out,), cache))(
-                   *F.embedding_forward(backend.get_array_module(W).asarray(c["ids"]), W)),
-               lambda d, cache: (F.embedding_backward(d[0], cache),)),
-        OpSpec("affine",
-               lambda rng, N, T, D, H: ({"x": rng.standard_normal((N, T, D)),
-                                         "W": rng.standard_normal((D, H)) / np.sqrt(D),
-                                         "b": rng.standard_normal(H)}, {}),
-               lambda c, **a: (lambda out, cache: ((out,), cache))(*F.affine_forward(**a)),
-               lambda d, cache: F.affine_backward(d[0], cache)),
-        OpSpec("softmax_cross_entropy",  # masked: at least one position always counts
-               lambda rng, N, T, D, H: (
-                   {"logits": 3 * rng.standard_normal((N, T, V))},
-                   {"targets": rng.integers(0, V, size=(N, T)),
-                    "mask": np.concatenate([np.ones((N, 1), bool),
-                                            rng.random((N, T - 1)) < 0.7], axis=1)}),
-               lambda c, logits: _loss_forward(c, logits),
-               lambda d, dlogits: (d[0] * dlogits,)),
-    ]
-    return {s.name: s for s in specs}
+def _embedding_forward(consts, W):
+    out, cache = F.embedding_forward(backend.get_array_module(W).asarray(consts["ids"]), W)
+    return (out,), cache
+
+
+def _affine_make(rng, N, T, D, H):
+    return {"x": rng.standard_normal((N, T, D)), "W": rng.standard_normal((D, H)) / np.sqrt(D),
+            "b": rng.standard_normal(H)}, {}
+
+
+def _affine_forward(consts, **arrays):
+    out, cache = F.affine_forward(**arrays)
+    return (out,), cache
+
+
+def _loss_make(rng, N, T, D, H, V=7):
+    # masked, with at least one counted position per row
+    mask = np.concatenate([np.ones((N, 1), bool), rng.random((N, T - 1)) < 0.7], axis=1)
+    return ({"logits": 3 * rng.standard_normal((N, T, V))},
+            {"targets": rng.integers(0, V, size=(N, T)), "mask": mask})
 
 
 def _loss_forward(consts, logits):
     xp = backend.get_array_module(logits)
     loss, dlogits = F.softmax_cross_entropy(logits, xp.asarray(consts["targets"]),
                                             xp.asarray(consts["mask"]))
-    return (loss,), dlogits
+    return (loss,), dlogits  # the "cache" of the loss is its gradient
+
+
+def _spec_table():
+    specs = [
+        _recurrent_spec("rnn_step", 1, ["h_prev"], F.rnn_step_forward,
+                        lambda d, cache: F.rnn_step_backward(d[0], cache), sequence=False),
+        _recurrent_spec("rnn", 1, ["h0"], F.rnn_forward,
+                        lambda d, cache: F.rnn_backward(d[0], cache)),
+        _recurrent_spec("lstm_step", 4, ["h_prev", "c_prev"], F.lstm_step_forward,
+                        lambda d, cache: F.lstm_step_backward(d[0], d[1], cache), sequence=False),
+        _recurrent_spec("lstm", 4, ["h0", "c0"], F.lstm_forward,
+                        lambda d, cache: F.lstm_backward(d[0], cache, dc_last=d[1])),
+        _recurrent_spec("gru_step", 3, ["h_prev"], F.gru_step_forward,
+                        lambda d, cache: F.gru_step_backward(d[0], cache), ("bx", "bh"),
+                        sequence=False),
+        _recurrent_spec("gru", 3, ["h0"], F.gru_forward,
+                        lambda d, cache: F.gru_backward(d[0], cache), ("bx", "bh")),
+        OpSpec("embedding", _embedding_make, _embedding_forward,
+               lambda d, cache: (F.embedding_backward(d[0], cache),)),
+        OpSpec("affine", _affine_make, _affine_forward,
+               lambda d, cache: F.affine_backward(d[0], cache)),
+        OpSpec("softmax_cross_entropy", _loss_make, _loss_forward,
+               lambda d, dlogits: (d[0] * dlogits,)),
+    ]
+    return {s.name: s for s in specs}
 
 
 OPS = _spec_table()

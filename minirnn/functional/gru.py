@@ -139,7 +139,9 @@ def gru_forward(x, h0, Wx, Wh, bx, bh):
     xp = get_array_module(x, h0, Wx, Wh, bx, bh)
 
     x_tm = x.transpose(1, 0, 2).reshape(T * N, D)  # time-major so each step is contiguous
-    ax = (x_tm @ Wx + bx).reshape(T, N, 3 * H)  # (T, N, 3H): input part of every step
+    ax = x_tm @ Wx
+    ax += bx
+    ax = ax.reshape(T, N, 3 * H)  # (T, N, 3H): input part of every step
     gates = xp.empty_like(ax)
     hns = xp.empty((T, N, H), dtype=x.dtype)
     hs = xp.empty((T, N, H), dtype=x.dtype)

@@ -79,11 +79,13 @@ def rnn_forward(x, h0, Wx, Wh, b):
     xp = get_array_module(x, h0, Wx, Wh, b)
 
     x_tm = x.transpose(1, 0, 2).reshape(T * N, D)  # time-major so each step is contiguous
-    a = (x_tm @ Wx + b).reshape(T, N, H)  # (T, N, H): x_t Wx + b for every t at once
-    hs = a  # h_t overwrites a_t in place: a_t is not needed once h_t exists
+    a = x_tm @ Wx
+    a += b
+    hs = a.reshape(T, N, H)  # (T, N, H): x_t Wx + b for every t; h_t overwrites a_t in place
+    hWh = xp.empty((N, H), dtype=x.dtype)  # one buffer for every step's product
     h = h0
     for t in range(T):
-        hs[t] += h @ Wh
+        hs[t] += xp.matmul(h, Wh, out=hWh)
         h = xp.tanh(hs[t], out=hs[t])
     cache = (x_tm, h0, Wx, Wh, hs)
     return hs.transpose(1, 0, 2), cache
