@@ -44,24 +44,35 @@ def _cmd_train(args):
         return 2
     try:
         train(cfg, resume=args.resume)
-    except (ValueError, FileNotFoundError, RuntimeError) as e:
+    except (ValueError, OSError, RuntimeError) as e:
         print(f"minirnn train: {e}", file=sys.stderr)
         return 1
     return 0
 
 
+# The sampling settings, as generate's messages name them -> the flags the user typed.
+_SAMPLE_FLAGS = re.compile(r"^(temperature|top_k|top_p|length)\b")
+
+
 def _cmd_sample(args):
-    from .generate import sample
+    from .generate import sample, validate_sampling
     from .train import load_model
 
     try:
+        # Settings first: a typo should not wait for the checkpoint to load.
+        validate_sampling(args.temperature, args.top_k, args.top_p)
+        if args.length < 0:
+            raise ValueError(f"length must be an int >= 0, got {args.length}")
         model, vocab, _ = load_model(args.checkpoint)
         model.eval()
         text = sample(model, vocab, prompt=args.prompt, length=args.length,
                       temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                       seed=args.seed)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"minirnn sample: {e}", file=sys.stderr)
+    except (ValueError, OSError) as e:
+        flag = _SAMPLE_FLAGS.sub(lambda m: "--" + m.group(1).replace("_", "-"), str(e))
+        if flag != str(e):  # a flag is left out rather than set to None
+            flag = flag.replace(" must be None or ", " must be ", 1)
+        print(f"minirnn sample: {flag}", file=sys.stderr)
         return 1
     print(text)
     return 0
@@ -153,8 +164,20 @@ def build_parser():
     return p
 
 
+def _never_fail_on_output():
+    """Characters the terminal's encoding lacks (an emoji on a cp1252 console) print as
+    escapes instead of ending a run with UnicodeEncodeError."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            try:
+                stream.reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):  # a closed or detached stream
+                pass
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    _never_fail_on_output()
     return args.func(args)
 
 

@@ -33,7 +33,7 @@ from typing import Optional
 import numpy as np
 
 from . import backend, generate, optim
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import is_finite_checkpoint, load_checkpoint, save_checkpoint
 from .data import StreamBatcher, load_corpus, shrink_to_fit, vocab_from_json
 from .nn import CharRNN, Dropout
 
@@ -107,7 +107,8 @@ class TrainConfig:
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss or the gradient norm became NaN/Inf, or the loss exploded."""
+    """The loss, the gradient norm, the weights or the validation loss became NaN/Inf, or
+    the loss rose above 3x the run's first loss."""
 
 
 @dataclass
@@ -195,6 +196,14 @@ def load_model(path):
     return model, vocab_from_json(meta["vocab"]), meta
 
 
+def _fmt_loss(x):
+    return "none yet" if x is None or not math.isfinite(x) else f"{x:.4g}"
+
+
+def _fmt_setting(x):
+    return "none" if x is None else str(x)
+
+
 def _resume_differences(old, new):
     diffs = []
     for key in old:
@@ -213,23 +222,36 @@ def train(cfg: TrainConfig, resume=False, log=print):
                          encoding=cfg.encoding, max_vocab=cfg.max_vocab)
     if corpus.note:
         log(f"note: {corpus.note}")
-    N, T, msg = shrink_to_fit(len(corpus.train_ids), cfg.batch_size, cfg.seq_len)
+    n_train, n_val = len(corpus.train_ids), len(corpus.val_ids)
+    if n_train < 2:
+        held = (f", after --val-fraction {cfg.val_fraction} kept {n_val} for validation"
+                if n_val else "")
+        raise ValueError(
+            f"{corpus.name}: the training split has {n_train} {cfg.level}(s) (of "
+            f"{n_train + n_val} in the corpus{held}); training needs at least 2 (one input "
+            f"and its target). Use a longer text" + (" or --val-fraction 0." if n_val else "."))
+    N, T, msg = shrink_to_fit(n_train, cfg.batch_size, cfg.seq_len, what="the training split")
     if msg:
         log(f"note: {msg}")
         cfg = dataclasses.replace(cfg, batch_size=N, seq_len=T)
     batches = StreamBatcher(corpus.train_ids, N, T)
     val_batches = None
-    if len(corpus.val_ids) >= 2:
-        vN, vT, _ = shrink_to_fit(len(corpus.val_ids), N, T)
+    if n_val >= 2:
+        vN, vT, vmsg = shrink_to_fit(n_val, N, T, what="the validation split")
+        if vmsg:
+            log(f"note: {vmsg}")
         val_batches = StreamBatcher(corpus.val_ids, vN, vT)
     else:
-        log("note: the validation split has fewer than 2 symbols; no validation loss")
+        log(f"note: the validation split has {n_val} {cfg.level}(s) (--val-fraction "
+            f"{cfg.val_fraction}), fewer than the 2 one batch needs; no validation loss")
     vocab = corpus.vocab
 
     model = CharRNN(len(vocab), cfg.hidden_size, cfg.num_layers, cfg.cell,
                     cfg.embedding_dim, cfg.dropout, cfg.seed)
     opt = make_optimizer(cfg.optimizer, model, cfg.lr)
     step, batch_index, state, train_time = 0, 0, None, 0.0
+    first_loss, last_loss = None, float("nan")  # first: the reference of the 3x rule
+    saved_step = None  # the step of the checkpoint on disk that this run stands on
     metrics_mode = "w"
 
     if resume:
@@ -247,10 +269,21 @@ def train(cfg: TrainConfig, resume=False, log=print):
         if cfg.lr != meta["optim"]["lr"]:
             log(f"note: learning rate changed on resume: {meta['optim']['lr']} -> {cfg.lr}")
             opt.lr = cfg.lr
+        for key in ("steps", "time_budget"):
+            old = meta["train"].get(key)
+            if old != getattr(cfg, key):
+                log(f"note: --{key.replace('_', '-')} changed on resume: {_fmt_setting(old)} -> "
+                    f"{_fmt_setting(getattr(cfg, key))} (a total for the whole run)")
         for d, s in zip(_dropouts(model), meta["dropout_rng"]):
             d.set_rng_state(s)
         step, batch_index = meta["step"], meta["batch_index"]
         train_time = meta["train_time"]
+        saved_step = step
+        # The divergence rule compares with the first loss of the whole run, as an
+        # uninterrupted run would (not with the first loss after resuming).
+        first_loss = meta.get("first_loss")
+        if meta.get("last_loss") is not None:
+            last_loss = meta["last_loss"]
         if meta["has_state"]:
             state = tuple(backend.asarray(arrays[f"state/{i}"])
                           for i in range(model.rnn.n_state))
@@ -262,19 +295,52 @@ def train(cfg: TrainConfig, resume=False, log=print):
         f"{cfg.hidden_size}, {model.num_parameters():,} parameters; batches {N}x{T}")
 
     bar = _progress(cfg.progress, cfg.steps, step)
-    first_loss = None
-    last_loss, val_loss, stopped_by = float("nan"), None, "steps"
+    val_loss, stopped_by = None, "steps"
+    norm = float("nan")  # the gradient norm of the last step
     metrics = open(out / METRICS, metrics_mode, encoding="utf-8")
 
     def write(record):
         metrics.write(json.dumps(record) + "\n")
         metrics.flush()
 
+    def diverged(at_step, what):
+        ckpt = out / CHECKPOINT
+        if saved_step is not None:
+            kept = f"The last good checkpoint, {ckpt} (step {saved_step}), was left untouched"
+        elif ckpt.exists():
+            kept = f"Nothing was saved by this run; {ckpt}, from an earlier run, was left untouched"
+        else:
+            kept = f"No checkpoint was written (the first save was due at step {cfg.save_every})"
+        return TrainingDiverged(
+            f"training diverged at step {at_step}: {what} (last finite loss "
+            f"{_fmt_loss(last_loss)}, first {_fmt_loss(first_loss)}), gradient norm "
+            f"{norm:.4g}. {kept}; try a lower --lr (now {opt.lr}) or a smaller --clip "
+            f"(now {cfg.clip}).")
+
+    def check_weights():
+        # Before an evaluation or a save: an update can overflow the weights even when
+        # the loss that led to it was finite; say so here instead of failing later.
+        bad = is_finite_checkpoint(model.params)
+        if bad:
+            raise diverged(step, f"the weights {', '.join(bad)} hold NaN or Inf after the "
+                                 f"update")
+
+    def save():
+        nonlocal saved_step
+        check_weights()
+        _save(out, model, opt, vocab, cfg, step, batch_index, state, train_time,
+              {"first_loss": first_loss,
+               "last_loss": last_loss if math.isfinite(last_loss) else None})
+        saved_step = step
+
     def run_eval():
         nonlocal val_loss
         if val_batches is None:
             return
+        check_weights()
         val_loss = evaluate(model, val_batches, cfg.eval_batches)
+        if not math.isfinite(val_loss):
+            raise diverged(step, f"validation loss {val_loss:.4g}")
         record = {"step": step, "train_time": round(train_time, 3), "val_loss": val_loss,
                   "val_bpc": val_loss / math.log(2), "val_ppl": math.exp(min(val_loss, 700))}
         write(record)
@@ -316,14 +382,12 @@ def train(cfg: TrainConfig, resume=False, log=print):
                 loss = float(loss)
                 model.backward()
                 norm = optim.clip_grad_norm(model.grads, cfg.clip)
-                if first_loss is None:
+                finite = math.isfinite(loss) and math.isfinite(norm)
+                if first_loss is None and finite:
                     first_loss = loss
-                if not (math.isfinite(loss) and math.isfinite(norm)) or loss > 3 * first_loss:
-                    raise TrainingDiverged(
-                        f"training diverged at step {step + 1}: loss {loss:.4g} (last finite "
-                        f"loss {last_loss:.4g}, first {first_loss:.4g}), gradient norm "
-                        f"{norm:.4g}. The last good checkpoint in {out} was left untouched; "
-                        f"try a lower --lr (now {opt.lr}) or a smaller --clip (now {cfg.clip}).")
+                # A one-symbol vocabulary has loss 0 throughout: no ratio to take.
+                if not finite or (first_loss > 0 and loss > 3 * first_loss):
+                    raise diverged(step + 1, f"loss {loss:.4g}")
                 phase = "update"
                 opt.step()
                 state, last_loss = new_state, loss
@@ -339,7 +403,7 @@ def train(cfg: TrainConfig, resume=False, log=print):
                 if step % cfg.eval_every == 0:
                     run_eval()
                 if step % cfg.save_every == 0:
-                    _save(out, model, opt, vocab, cfg, step, batch_index, state, train_time)
+                    save()
         except KeyboardInterrupt:  # a second Ctrl-C lands wherever the loop is
             stopped_by = "interrupt"
             if phase == "update":  # weights half-updated: keep the checkpoint on disk
@@ -356,7 +420,7 @@ def train(cfg: TrainConfig, resume=False, log=print):
         if not stopped_by.startswith("interrupt") and (val_loss is None or step % cfg.eval_every):
             run_eval()
     if stopped_by != "interrupt-unsaved":
-        _save(out, model, opt, vocab, cfg, step, batch_index, state, train_time)
+        save()
     try:
         from .viz import plot_training
         plot_training(out, out / "loss.png", title=f"{corpus.name}: {cfg.cell} "

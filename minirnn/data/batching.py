@@ -109,7 +109,7 @@ class StreamBatcher:
         )
 
 
-def shrink_to_fit(n_tokens, batch_size, seq_len):
+def shrink_to_fit(n_tokens, batch_size, seq_len, what="the corpus"):
     """Smaller (batch_size, seq_len) so that a stream of ``n_tokens`` holds one full batch.
 
     Keeps ``seq_len`` (the context the model learns over) and lowers ``batch_size``
@@ -117,9 +117,11 @@ def shrink_to_fit(n_tokens, batch_size, seq_len):
     cannot hold that does ``seq_len`` drop to ``n_tokens - 1``. The result gives at
     least one batch of exactly (N, T) in ``StreamBatcher``, with or without drop_last.
 
+    ``what`` names the token stream in the messages ("the training split"...).
+
     Returns:
       (batch_size, seq_len, message): message is None when nothing changed, else a
-      sentence for the user saying what changed and why.
+      sentence for the user saying what changed and why, with the numbers.
     """
     owner = "shrink_to_fit"
     n = operator.index(n_tokens)
@@ -127,7 +129,7 @@ def shrink_to_fit(n_tokens, batch_size, seq_len):
     T = _positive_int(owner, "seq_len", seq_len)
     if n < 2:
         raise ValueError(
-            f"{owner}: the corpus has {n} tokens; training needs at least 2 "
+            f"{owner}: {what} has {n} tokens; training needs at least 2 "
             f"(one input and its target)"
         )
     new_T = min(T, n - 1)
@@ -140,7 +142,8 @@ def shrink_to_fit(n_tokens, batch_size, seq_len):
     if new_T != T:
         changes.append(f"seq_len {T} -> {new_T}")
     message = (
-        f"the corpus has only {n} tokens, too few for batch_size={N} x seq_len={T}; "
+        f"{what} has only {n} tokens, too few for batch_size={N} x seq_len={T} "
+        f"(a full batch needs {N} x {T + 1} = {N * (T + 1):,}); "
         f"using {' and '.join(changes)} so that one batch fits"
     )
     return new_N, new_T, message

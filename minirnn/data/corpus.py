@@ -211,7 +211,8 @@ def read_text(path, encoding="utf-8"):
             f"encoding, pass it (encoding='latin-1', or --encoding on the command line)."
         ) from None
     except LookupError:
-        raise ValueError(f"read_text: unknown encoding {encoding!r}") from None
+        raise ValueError(f"read_text: unknown encoding {encoding!r}; give a Python codec name "
+                         f"such as 'utf-8', 'latin-1' or 'cp1252' (--encoding)") from None
     if text.startswith("\ufeff"):
         text = text[1:]
     return text.replace("\r\n", "\n")
@@ -307,7 +308,9 @@ def load_corpus(name_or_path, level="char", val_fraction=0.1, encoding="utf-8", 
 
     text = read_text(path, encoding)
     if not text:
-        raise ValueError(f"load_corpus: {path} is empty")
+        raise ValueError(f"load_corpus: {path} is empty ({path.stat().st_size} bytes, 0 "
+                         f"characters); training needs at least 2 symbols (one input and "
+                         f"its target)")
     if level == "char":
         vocab = CharVocab.from_text(text, max_size=max_vocab)
         ids = vocab.encode(text)

@@ -135,7 +135,8 @@ class CharVocab(_Vocab):
                 f"CharVocab.from_text: the text has {len(symbols):,} distinct characters, "
                 f"more than max_size={max_size:,}. A character model over that many symbols "
                 f"is mostly an output layer; train with --level word, raise the limit "
-                f"(max_vocab), or clean the corpus (is it binary or mis-decoded?)."
+                f"(--max-vocab, max_vocab in Python), or clean the corpus (is it binary or "
+                f"decoded with the wrong --encoding?)."
             )
         return cls(symbols)
 
