@@ -230,6 +230,71 @@ def _loss_forward(consts, logits):
     return (loss,), dlogits  # the "cache" of the loss is its gradient
 
 
+_CONV_IMAGE, _CONV_K = (2, 3), 3  # a tiny H != W image; a 3 x 3 kernel exercises padding
+
+
+def _convlstm_spec(name, states, forward, backward, sequence=True):
+    """Conv-LSTM checks: D is the input channels C, H the hidden channels F (k = 3)."""
+    def make(rng, N, T, C, Fh):
+        (Hi, Wi), k = _CONV_IMAGE, _CONV_K
+        inputs = {"x": rng.standard_normal((N, T, C, Hi, Wi) if sequence else (N, C, Hi, Wi))}
+        inputs.update({s: rng.standard_normal((N, Fh, Hi, Wi)) for s in states})
+        inputs["Wx"] = rng.standard_normal((4 * Fh, C, k, k)) / np.sqrt(C * k * k)
+        inputs["Wh"] = rng.standard_normal((4 * Fh, Fh, k, k)) / np.sqrt(Fh * k * k)
+        inputs["b"] = 0.5 * rng.standard_normal(4 * Fh)
+        return inputs, {}
+
+    def run(consts, **arrays):
+        *outputs, cache = forward(**arrays)
+        return tuple(outputs), cache
+
+    return OpSpec(name, make, run, backward)
+
+
+def _conv_make(rng, N, T, C, Fo):
+    return {"x": rng.standard_normal((N, C, *_CONV_IMAGE)),
+            "W": rng.standard_normal((Fo, C, _CONV_K, _CONV_K))}, {}
+
+
+def _conv_forward(consts, **arrays):
+    out, cache = F.conv2d_same_forward(**arrays)
+    return (out,), cache
+
+
+def _signed(rng, shape, scale):
+    """Entries of magnitude in [0.5, 1.5] * scale with random signs: none near zero."""
+    return scale * rng.choice([-1.0, 1.0], size=shape) * rng.uniform(0.5, 1.5, size=shape)
+
+
+def _attention_make(rng, N, T, D, H):
+    """Attention checks over S = T + 2 keys of size Hk = D, attention size A = H + 1 and
+    query size Hq = A + 1, with a mask that allows at least three positions per row.
+
+    At least three positions and two features, keys spread apart along every feature
+    and no weight entry near zero keep every gradient of the score path well above the
+    ~1e-11 rounding of the centred differences; see
+    docs/derivations/attention.md#checking-the-gradients.
+    """
+    S, Hk, A = T + 2, D, H + 1
+    Hq = A + 1
+    grid = np.linspace(-1.5, 1.5, S)
+    keys = rng.permuted(np.broadcast_to(grid[None, :, None], (N, S, Hk)), axis=1)
+    inputs = {"query": rng.standard_normal((N, Hq)),
+              "keys": keys + rng.uniform(-0.1, 0.1, size=(N, S, Hk)),
+              "Wq": _signed(rng, (Hq, A), 0.5 / np.sqrt(Hq)),
+              "Wk": _signed(rng, (Hk, A), 1 / np.sqrt(Hk)),
+              "v": _signed(rng, A, 1.5 / np.sqrt(A))}
+    order = rng.permuted(np.tile(np.arange(S), (N, 1)), axis=1)  # 3 random positions stay
+    return inputs, {"mask": (order < 3) | (rng.random((N, S)) < 0.5)}
+
+
+def _attention_forward(consts, **arrays):
+    xp = backend.get_array_module(arrays["query"])
+    context, weights, cache = F.additive_attention_forward(**arrays,
+                                                           mask=xp.asarray(consts["mask"]))
+    return (context, weights), cache  # both outputs carry a gradient: dcontext, dweights
+
+
 def _spec_table():
     specs = [
         _recurrent_spec("rnn_step", 1, ["h_prev"], F.rnn_step_forward,
@@ -251,6 +316,19 @@ def _spec_table():
                lambda d, cache: F.affine_backward(d[0], cache)),
         OpSpec("softmax_cross_entropy", _loss_make, _loss_forward,
                lambda d, dlogits: (d[0] * dlogits,)),
+        OpSpec("additive_attention", _attention_make, _attention_forward,
+               lambda d, cache: F.additive_attention_backward(d[0], cache, dweights=d[1])),
+        _convlstm_spec("convlstm_step", ["h_prev", "c_prev"], F.convlstm_step_forward,
+                       lambda d, cache: F.convlstm_step_backward(d[0], d[1], cache),
+                       sequence=False),
+        _convlstm_spec("convlstm", ["h0", "c0"], F.convlstm_forward,
+                       lambda d, cache: F.convlstm_backward(d[0], cache, dc_last=d[1])),
+        OpSpec("conv2d_same", _conv_make, _conv_forward,
+               lambda d, cache: F.conv2d_same_backward(d[0], cache)),
+        OpSpec("im2col",  # its backward is col2im
+               lambda rng, N, T, C, H: ({"x": rng.standard_normal((N, C, *_CONV_IMAGE))}, {}),
+               lambda consts, x: ((F.im2col(x, _CONV_K),), x.shape),
+               lambda d, x_shape: (F.col2im(d[0], x_shape, _CONV_K),)),
     ]
     return {s.name: s for s in specs}
 

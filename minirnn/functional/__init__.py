@@ -6,6 +6,13 @@ state. Use as ``from minirnn import functional as F``.
 """
 
 from .activations import sigmoid, tanh
+from .attention import (
+    additive_attention_backward, additive_attention_forward, additive_attention_project_keys,
+)
+from .conv import col2im, conv2d_same_backward, conv2d_same_forward, im2col
+from .convlstm import (
+    convlstm_backward, convlstm_forward, convlstm_step_backward, convlstm_step_forward,
+)
 from .gru import gru_backward, gru_forward, gru_step_backward, gru_step_forward
 from .layers import affine_backward, affine_forward, embedding_backward, embedding_forward
 from .loss import softmax_cross_entropy
@@ -19,4 +26,8 @@ __all__ = [
     "gru_step_forward", "gru_step_backward", "gru_forward", "gru_backward",
     "embedding_forward", "embedding_backward", "affine_forward", "affine_backward",
     "softmax_cross_entropy",
+    "additive_attention_forward", "additive_attention_backward",
+    "additive_attention_project_keys",
+    "convlstm_step_forward", "convlstm_step_backward", "convlstm_forward", "convlstm_backward",
+    "im2col", "col2im", "conv2d_same_forward", "conv2d_same_backward",
 ]
