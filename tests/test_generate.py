@@ -225,7 +225,7 @@ def test_filtered_support_is_a_minimal_prefix_of_the_ranking(logits, temperature
     assert n >= 1 and kept[:n].all(), "the support must be the top-n of the ranking"
     if top_k is not None:
         assert n <= top_k
-    if top_p is not None and temperature > 0:
+    if top_p is not None and top_p < 1 and temperature > 0:  # top_p = 1 keeps all
         after_k = base[order][:top_k] / base[order][:top_k].sum()
         mass = np.cumsum(after_k)
         # reaches top_p, and one token fewer would not have
