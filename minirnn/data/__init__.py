@@ -13,6 +13,7 @@ from .batching import StreamBatcher, shrink_to_fit
 from .corpus import (
     KNOWN_CORPORA, Corpus, CorpusNotFound, load_corpus, load_ptb, read_text, resolve_corpus,
 )
+from .tasks import DATE_FORMATS, TASKS, Seq2SeqVocab, TaskData, encode_batch, exact_match, format_date, make_pairs
 from .vocab import CharVocab, WordVocab, vocab_from_json, words_with_eos
 
 __all__ = [
@@ -20,4 +21,6 @@ __all__ = [
     "CorpusNotFound", "Corpus", "KNOWN_CORPORA", "resolve_corpus", "read_text",
     "load_ptb", "load_corpus",
     "StreamBatcher", "shrink_to_fit",
+    "TASKS", "DATE_FORMATS", "format_date", "make_pairs", "Seq2SeqVocab", "encode_batch",
+    "TaskData", "exact_match",
 ]
