@@ -55,7 +55,7 @@ _SAMPLE_FLAGS = re.compile(r"^(temperature|top_k|top_p|length)\b")
 
 
 def _cmd_sample(args):
-    from .generate import sample, validate_sampling
+    from .generate import beam_sample_text, sample, validate_sampling
     from .train import load_model
 
     try:
@@ -63,11 +63,17 @@ def _cmd_sample(args):
         validate_sampling(args.temperature, args.top_k, args.top_p)
         if args.length < 0:
             raise ValueError(f"length must be an int >= 0, got {args.length}")
+        if args.beam_width < 1:
+            raise ValueError(f"--beam-width must be at least 1, got {args.beam_width}")
         model, vocab, _ = load_model(args.checkpoint)
         model.eval()
-        text = sample(model, vocab, prompt=args.prompt, length=args.length,
-                      temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                      seed=args.seed)
+        if args.beam_width > 1:  # the most probable continuation, not a random one
+            text = beam_sample_text(model, vocab, args.prompt, beam_width=args.beam_width,
+                                    length=args.length)
+        else:
+            text = sample(model, vocab, prompt=args.prompt, length=args.length,
+                          temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                          seed=args.seed)
     except (ValueError, OSError) as e:
         flag = _SAMPLE_FLAGS.sub(lambda m: "--" + m.group(1).replace("_", "-"), str(e))
         if flag != str(e):  # a flag is left out rather than set to None
@@ -94,6 +100,43 @@ def _cmd_plot(args):
     return 0
 
 
+def _cmd_seq2seq_train(args):
+    from .seq2seq_train import Seq2SeqConfig, train_seq2seq
+
+    fields = {k: v for k, v in vars(args).items()
+              if k not in ("command", "seq_command", "func")}
+    try:
+        cfg = Seq2SeqConfig(**fields)
+        train_seq2seq(cfg)
+    except (ValueError, OSError, RuntimeError) as e:
+        flag = re.sub(r"^Seq2SeqConfig: (\w+)",
+                      lambda m: "--" + m.group(1).replace("_", "-"), str(e))
+        print(f"minirnn seq2seq train: {flag}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_seq2seq_translate(args):
+    from .seq2seq_train import attention_weights, load_seq2seq, translate
+
+    try:
+        if args.beam_width < 1:
+            raise ValueError(f"--beam-width must be at least 1, got {args.beam_width}")
+        model, vocab, _ = load_seq2seq(args.checkpoint)
+        outputs = translate(model, vocab, args.sources, beam_width=args.beam_width)
+        for src, out in zip(args.sources, outputs):
+            print(f"{src}\t{out}" if len(args.sources) > 1 else out)
+        if args.show_attention:
+            from .viz import plot_attention
+            w = attention_weights(model, vocab, args.sources[0], outputs[0])
+            print(plot_attention(w, args.sources[0], outputs[0], args.show_attention,
+                                 title=f"{args.sources[0]} -> {outputs[0]}"), file=sys.stderr)
+    except (ValueError, TypeError, OSError) as e:
+        print(f"minirnn seq2seq translate: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _optional_int(text):
     return None if text.lower() == "none" else int(text)
 
@@ -104,7 +147,8 @@ def build_parser():
 
     g = sub.add_parser("gradcheck", help="check every backward pass against centred differences")
     g.add_argument("--op", help="one op or family (rnn, lstm, gru, embedding, affine, "
-                                "softmax_cross_entropy); default: all")
+                                "softmax_cross_entropy, additive_attention, convlstm, "
+                                "conv2d_same, im2col); default: all")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--tol", type=float, default=1e-7, help="largest relative error allowed")
     for dim, default in (("N", 2), ("T", 3), ("D", 4), ("H", 5)):
@@ -154,7 +198,37 @@ def build_parser():
     s.add_argument("--top-k", type=int, default=None)
     s.add_argument("--top-p", type=float, default=None)
     s.add_argument("--seed", type=int, default=None)
+    s.add_argument("--beam-width", type=int, default=1,
+                   help="K > 1: beam search for the most probable continuation (ignores "
+                        "--temperature/--top-k/--top-p)")
     s.set_defaults(func=_cmd_sample)
+
+    from .seq2seq_train import Seq2SeqConfig
+    sd = Seq2SeqConfig()
+    seq = sub.add_parser("seq2seq", help="encoder-decoder with attention on generated tasks")
+    seq_sub = seq.add_subparsers(dest="seq_command", required=True)
+    st = seq_sub.add_parser("train", help="train on dates, reverse or sort")
+    st.add_argument("--task", choices=["dates", "reverse", "sort"], default=sd.task)
+    st.add_argument("--cell", choices=["lstm", "gru"], default=sd.cell)
+    st.add_argument("--bidirectional", action=argparse.BooleanOptionalAction,
+                    default=sd.bidirectional)
+    for name in ("embedding_dim", "hidden_size", "attention_size", "batch_size",
+                 "eval_every", "n_train", "n_test", "seed"):
+        st.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(sd, name))
+    st.add_argument("--lr", type=float, default=sd.lr)
+    st.add_argument("--clip", type=float, default=sd.clip)
+    st.add_argument("--steps", type=int, default=None)
+    st.add_argument("--time-budget", type=float, default=None, help="seconds of training")
+    st.add_argument("--out", default=sd.out)
+    st.add_argument("--no-progress", dest="progress", action="store_false")
+    st.set_defaults(func=_cmd_seq2seq_train)
+    tr = seq_sub.add_parser("translate", help="decode source strings with a trained model")
+    tr.add_argument("checkpoint")
+    tr.add_argument("sources", nargs="+", help="source strings, e.g. 'tue 3 march 2020'")
+    tr.add_argument("--beam-width", type=int, default=1, help="1 = greedy")
+    tr.add_argument("--show-attention", metavar="PNG", default=None,
+                    help="draw the attention of the first source into this PNG")
+    tr.set_defaults(func=_cmd_seq2seq_translate)
 
     pl = sub.add_parser("plot", help="draw the loss curves of one or more run directories")
     pl.add_argument("runs", nargs="+")

@@ -83,3 +83,37 @@ def plot_training(runs, out_path, title=None, x="step"):
     fig.savefig(out_path)
     plt.close(fig)
     return out_path
+
+
+def plot_attention(weights, source, output, out_path, title=None):
+    """Heatmap of attention weights: output characters (rows) against source characters.
+
+    weights: (T, S) array, row t the weights output step t gave the S source positions
+    (an ``<eos>`` step may be the last row); source, output: the strings (or token lists)
+    labelling the columns and rows. Returns the output path.
+    """
+    import numpy as np
+
+    w = np.asarray(weights, dtype=float)
+    src, out = list(source), list(output)
+    if w.ndim != 2:
+        raise ValueError(f"plot_attention: weights must be 2-D (T, S), got shape {w.shape}")
+    if len(src) > w.shape[1]:
+        raise ValueError(f"plot_attention: {len(src)} source labels for {w.shape[1]} columns")
+    out = (out + ["<eos>"])[: w.shape[0]]
+    w = w[: len(out), : len(src)]
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(0.32 * len(src) + 1.8, 0.32 * len(out) + 1.4), dpi=120)
+    ax.imshow(w, cmap="viridis", vmin=0.0, vmax=max(float(w.max()), 1e-9), aspect="equal")
+    ax.set_xticks(range(len(src)), [c if c != " " else "␣" for c in src], fontsize=9)
+    ax.set_yticks(range(len(out)), out, fontsize=9)
+    ax.set_xlabel("source")
+    ax.set_ylabel("output")
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_path)
+    plt.close(fig)
+    return out_path

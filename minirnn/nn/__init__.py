@@ -3,6 +3,7 @@
 from .charrnn import CharRNN
 from .module import Dropout, Embedding, Linear, Module
 from .recurrent import GRU, LSTM, RNN, Recurrent
+from .seq2seq import AdditiveAttention, RecurrentCell, Seq2Seq
 
 __all__ = ["Module", "Embedding", "Linear", "Dropout", "Recurrent", "RNN", "LSTM", "GRU",
-           "CharRNN"]
+           "CharRNN", "AdditiveAttention", "RecurrentCell", "Seq2Seq"]
