@@ -72,3 +72,47 @@ def test_step_reproduces_the_teacher_forced_logits(float64):
     assert np.all(weights[1, :, 2:] == 0)                      # padding gets no attention
     np.testing.assert_allclose(weights.sum(-1), 1.0, rtol=1e-12)
     assert logits.shape == (2, 6)
+
+
+def test_cli_trains_translates_and_refuses_bad_sources(tmp_path, capsys):
+    from minirnn import cli
+
+    out = tmp_path / "dates"
+    assert cli.main(["seq2seq", "train", "--task", "dates", "--steps", "4", "--eval-every", "2",
+                     "--n-train", "300", "--n-test", "20", "--hidden-size", "8",
+                     "--embedding-dim", "4", "--attention-size", "4", "--batch-size", "16",
+                     "--out", str(out), "--no-progress"]) == 0
+    records = [l for l in (out / "metrics.jsonl").read_text().splitlines() if "exact_match" in l]
+    assert len(records) == 2
+    capsys.readouterr()
+    png = tmp_path / "att.png"
+    assert cli.main(["seq2seq", "translate", str(out / "checkpoint.npz"), "tue 3 march 2020",
+                     "--beam-width", "3", "--show-attention", str(png)]) == 0
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    assert cli.main(["seq2seq", "translate", str(out / "checkpoint.npz"), "tue 3 märch"]) == 1
+    assert "'ä'" in capsys.readouterr().err
+    assert cli.main(["seq2seq", "translate", str(out / "checkpoint.npz"), ""]) == 1
+    assert "non-empty" in capsys.readouterr().err
+    assert cli.main(["seq2seq", "translate", str(out / "checkpoint.npz"), "3/3/2020",
+                     "--beam-width", "0"]) == 1
+    assert "--beam-width must be at least 1" in capsys.readouterr().err
+
+
+def test_seq2seq_beam_search_of_width_1_is_greedy_decoding(float64):
+    from minirnn import generate
+    from minirnn.data.tasks import Seq2SeqVocab
+    from minirnn.seq2seq_train import _encode_sources
+
+    vocab = Seq2SeqVocab.for_task("reverse")
+    model = nn.Seq2Seq(len(vocab), embedding_dim=4, hidden_size=6, attention_size=4, seed=4)
+    src, mask = _encode_sources(vocab, ["abc", "hello", "z"])
+    keys, _ = model.encode(src, mask)
+    start = np.full(3, vocab.sos_id)
+    ids, scores = generate.greedy_decode(model.step, model.initial_state(keys, mask), start,
+                                         8, eos_id=vocab.eos_id)
+    beams = generate.beam_search(model.step, model.initial_state(keys, mask), start, 1, 8,
+                                 eos_id=vocab.eos_id, length_norm=0.0)
+    for n in range(3):
+        best_ids, best_score = beams[n][0]
+        assert vocab.decode(np.array(best_ids)) == vocab.decode(ids[n])
+        assert best_score == pytest.approx(scores[n], rel=1e-12)
