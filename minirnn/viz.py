@@ -34,6 +34,17 @@ def _pyplot():
     return plt
 
 
+def save_figure(fig, out_path):
+    """Lay out, write to ``out_path`` (making its folder), close; returns the path."""
+    plt = _pyplot()
+    fig.tight_layout()
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_path)
+    plt.close(fig)
+    return out_path
+
+
 def plot_training(runs, out_path, title=None, x="step"):
     """Plot training and validation loss of one or more runs into a PNG.
 
@@ -77,12 +88,7 @@ def plot_training(runs, out_path, title=None, x="step"):
         ax.set_title(title)
     lo, hi = ax.get_ylim()
     ax.set_ylim(max(lo, 0), min(hi, 5.0) if math.isfinite(hi) else 5.0)
-    fig.tight_layout()
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_path)
-    plt.close(fig)
-    return out_path
+    return save_figure(fig, out_path)
 
 
 def plot_attention(weights, source, output, out_path, title=None):
@@ -111,9 +117,4 @@ def plot_attention(weights, source, output, out_path, title=None):
     ax.set_ylabel("output")
     if title:
         ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_path)
-    plt.close(fig)
-    return out_path
+    return save_figure(fig, out_path)

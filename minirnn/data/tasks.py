@@ -36,7 +36,7 @@ from itertools import islice
 # The data layer builds host arrays by design; the trainer moves them to the device.
 import numpy as np
 
-from .vocab import _host_ids
+from .vocab import _host_ids, _Vocab
 
 __all__ = [
     "TASKS", "DATE_FORMATS", "format_date", "make_pairs", "Seq2SeqVocab", "encode_batch",
@@ -195,7 +195,7 @@ def _task_chars(task):
     return "".join(sorted(chars))
 
 
-class Seq2SeqVocab:
+class Seq2SeqVocab(_Vocab):
     """Characters <-> ids for a source and a target sharing one vocabulary.
 
     Ids 0, 1, 2 are ``<pad>``, ``<sos>``, ``<eos>``; then the characters sorted by code
@@ -239,19 +239,8 @@ class Seq2SeqVocab:
     def eos_id(self):
         return 2
 
-    @property
-    def symbols(self):
-        """The symbols in id order, specials first (a copy)."""
-        return list(self._symbols)
-
-    def __len__(self):
-        return len(self._symbols)
-
     def __contains__(self, ch):
         return ch in self._index
-
-    def __eq__(self, other):
-        return type(other) is type(self) and other._symbols == self._symbols
 
     def __repr__(self):
         return f"Seq2SeqVocab({len(self) - 3} characters + <pad>, <sos>, <eos>)"
@@ -288,10 +277,6 @@ class Seq2SeqVocab:
         if stop.size:
             a = a[: stop[0]]
         return "".join([self._symbols[i] for i in a.tolist() if i >= 3])
-
-    def to_json(self):
-        """A JSON-able dict that ``Seq2SeqVocab.from_json`` turns back into this vocabulary."""
-        return {"kind": self.kind, "symbols": list(self._symbols)}
 
     @classmethod
     def from_json(cls, d):
