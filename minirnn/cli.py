@@ -137,6 +137,22 @@ def _cmd_seq2seq_translate(args):
     return 0
 
 
+def _cmd_convlstm_train(args):
+    from .convlstm_train import ConvLSTMConfig, train_convlstm
+
+    fields = {k: v for k, v in vars(args).items()
+              if k not in ("command", "conv_command", "func")}
+    try:
+        cfg = ConvLSTMConfig(**fields)
+        train_convlstm(cfg)
+    except (ValueError, OSError, RuntimeError) as e:
+        flag = re.sub(r"^ConvLSTMConfig: (\w+)",
+                      lambda m: "--" + m.group(1).replace("_", "-"), str(e))
+        print(f"minirnn convlstm train: {flag}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _optional_int(text):
     return None if text.lower() == "none" else int(text)
 
@@ -229,6 +245,24 @@ def build_parser():
     tr.add_argument("--show-attention", metavar="PNG", default=None,
                     help="draw the attention of the first source into this PNG")
     tr.set_defaults(func=_cmd_seq2seq_translate)
+
+    from .convlstm_train import ConvLSTMConfig
+    cd = ConvLSTMConfig()
+    cv = sub.add_parser("convlstm", help="Conv-LSTM next-frame prediction on generated videos")
+    cv_sub = cv.add_subparsers(dest="conv_command", required=True)
+    ct = cv_sub.add_parser("train", help="train on moving squares; writes checkpoint.npz, "
+                                         "metrics.jsonl and prediction.png into --out")
+    ct.add_argument("--task", choices=["moving-squares"], default=cd.task)
+    for name in ("hidden_channels", "kernel_size", "num_layers", "batch_size", "eval_every",
+                 "seed"):
+        ct.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(cd, name))
+    ct.add_argument("--lr", type=float, default=cd.lr)
+    ct.add_argument("--steps", type=int, default=None,
+                    help="optimizer steps (default 2000 when no --time-budget is given)")
+    ct.add_argument("--time-budget", type=float, default=None, help="seconds of training")
+    ct.add_argument("--out", default=cd.out)
+    ct.add_argument("--no-progress", dest="progress", action="store_false")
+    ct.set_defaults(func=_cmd_convlstm_train)
 
     pl = sub.add_parser("plot", help="draw the loss curves of one or more run directories")
     pl.add_argument("runs", nargs="+")

@@ -13,6 +13,7 @@ from .batching import StreamBatcher, shrink_to_fit
 from .corpus import (
     KNOWN_CORPORA, Corpus, CorpusNotFound, load_corpus, load_ptb, read_text, resolve_corpus,
 )
+from .moving import clipped_bce, copy_last_frame_bce, held_out_set, moving_squares
 from .tasks import DATE_FORMATS, TASKS, Seq2SeqVocab, TaskData, encode_batch, exact_match, format_date, make_pairs
 from .vocab import CharVocab, WordVocab, vocab_from_json, words_with_eos
 
@@ -23,4 +24,5 @@ __all__ = [
     "StreamBatcher", "shrink_to_fit",
     "TASKS", "DATE_FORMATS", "format_date", "make_pairs", "Seq2SeqVocab", "encode_batch",
     "TaskData", "exact_match",
+    "moving_squares", "held_out_set", "clipped_bce", "copy_last_frame_bce",
 ]
