@@ -3,6 +3,9 @@
     minirnn train --data tinyshakespeare --out runs/shakespeare [--time-budget 600]
     minirnn sample runs/shakespeare/checkpoint.npz --prompt "ROMEO:" --temperature 0.8
     minirnn plot runs/shakespeare
+    minirnn seq2seq train --task dates --out runs/dates
+    minirnn seq2seq translate runs/dates/checkpoint.npz "tue 3 march 2020" --beam-width 4
+    minirnn convlstm train --task moving-squares --out runs/squares
     minirnn gradcheck [--op lstm]
 """
 

@@ -89,7 +89,7 @@ def evaluate(model, inputs, targets):
 
 def plot_prediction(model, inputs, targets, out_path, index=0, title=None):
     """Draw one sequence: the input frames, the true future and the model's prediction."""
-    from .viz import _pyplot
+    from .viz import _pyplot, save_figure
     probs = predict_probs(model, inputs[index:index + 1])[0, :, 0]  # (n_out, H, W)
     frames_in, frames_true = inputs[index, :, 0], targets[index, :, 0]
     cols = max(len(frames_in), len(frames_true))
@@ -109,12 +109,7 @@ def plot_prediction(model, inputs, targets, out_path, index=0, title=None):
                 ax.axis("off")
         axes[r, 0].set_ylabel(label, fontsize=9)
     fig.suptitle(title or "Conv-LSTM next-frame prediction (moving squares)", fontsize=10)
-    fig.tight_layout()
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_path)
-    plt.close(fig)
-    return out_path
+    return save_figure(fig, out_path)
 
 
 def train_convlstm(cfg: ConvLSTMConfig, log=print):
