@@ -403,3 +403,18 @@ def load_checkpoint(path):
                 raise corrupt(f"array {key!r} is {a.dtype} {a.shape}, its manifest says {spec}")
             arrays[key] = a
     return arrays, metadata
+
+
+def load_module(path, kind, model_cls):
+    """Rebuild a model saved as ``{"kind": kind, "model": <constructor kwargs>}`` metadata
+    plus ``"model/<param>"`` arrays. Returns (model, arrays, metadata); a checkpoint of
+    another kind is refused with a message naming both kinds.
+    """
+    arrays, meta = load_checkpoint(path)
+    if meta.get("kind") != kind:
+        raise CheckpointError(f"{path} holds a {meta.get('kind')!r} checkpoint, not a "
+                              f"{kind!r} one")
+    model = model_cls(**meta["model"])
+    model.load_state_dict({k[len("model/"):]: v for k, v in arrays.items()
+                           if k.startswith("model/")})
+    return model, arrays, meta

@@ -23,7 +23,7 @@ from typing import Optional
 import numpy as np
 
 from . import backend, optim
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import load_module, save_checkpoint
 from .data.moving import clipped_bce, copy_last_frame_bce, held_out_set, moving_squares
 from .nn import NextFrameModel
 
@@ -173,10 +173,5 @@ def train_convlstm(cfg: ConvLSTMConfig, log=print):
 
 def load_convlstm(path):
     """(model, metadata) from a checkpoint written by ``train_convlstm``."""
-    arrays, meta = load_checkpoint(path)
-    if meta.get("kind") != "convlstm":
-        raise ValueError(f"load_convlstm: {path} holds a {meta.get('kind')!r} checkpoint, "
-                         "not a convlstm model")
-    model = NextFrameModel(**meta["model"])
-    model.load_state_dict({k[len("model/"):]: v for k, v in arrays.items()})
+    model, _, meta = load_module(path, "convlstm", NextFrameModel)
     return model.eval(), meta

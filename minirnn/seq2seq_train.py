@@ -21,7 +21,7 @@ from typing import Optional
 import numpy as np
 
 from . import backend, generate, optim
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import load_module, save_checkpoint
 from .data.tasks import TASKS, Seq2SeqVocab, TaskData, encode_batch, exact_match
 from .nn import Seq2Seq
 
@@ -176,10 +176,5 @@ def train_seq2seq(cfg: Seq2SeqConfig, log=print):
 
 def load_seq2seq(path):
     """(model, vocab, metadata) from a checkpoint written by ``train_seq2seq``."""
-    arrays, meta = load_checkpoint(path)
-    if meta.get("kind") != "seq2seq":
-        raise ValueError(f"load_seq2seq: {path} holds a {meta.get('kind')!r} checkpoint, "
-                         "not a seq2seq model")
-    model = Seq2Seq(**meta["model"])
-    model.load_state_dict({k[len("model/"):]: v for k, v in arrays.items()})
+    model, _, meta = load_module(path, "seq2seq", Seq2Seq)
     return model.eval(), Seq2SeqVocab.from_json(meta["vocab"]), meta

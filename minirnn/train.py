@@ -33,7 +33,7 @@ from typing import Optional
 import numpy as np
 
 from . import backend, generate, optim
-from .checkpoint import is_finite_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import is_finite_checkpoint, load_checkpoint, load_module, save_checkpoint
 from .data import StreamBatcher, load_corpus, shrink_to_fit, vocab_from_json
 from .nn import CharRNN, Dropout
 
@@ -181,13 +181,7 @@ def _save(out, model, opt, vocab, cfg, step, batch_index, state, train_time, ext
 
 def load_model(path):
     """(model, vocab, metadata) from a checkpoint written by the trainer."""
-    arrays, meta = load_checkpoint(path)
-    if meta.get("kind") != "charrnn":
-        raise ValueError(f"load_model: {path} holds a {meta.get('kind')!r} checkpoint, "
-                         "not a char-RNN")
-    model = CharRNN(**meta["model"])
-    model.load_state_dict({k[len("model/"):]: v for k, v in arrays.items()
-                           if k.startswith("model/")})
+    model, _, meta = load_module(path, "charrnn", CharRNN)
     bad = [k for k, p in model.params.items() if not np.isfinite(backend.to_numpy(p)).all()]
     if bad:
         raise ValueError(f"load_model: {path} holds non-finite weights in {', '.join(bad)}; "

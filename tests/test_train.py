@@ -183,3 +183,12 @@ def test_a_hard_interrupt_inside_the_weight_update_keeps_the_checkpoint_on_disk(
     assert result.stopped_by == "interrupt-unsaved" and result.step == 4
     _, meta = checkpoint.load_checkpoint(out / "checkpoint.npz")
     assert meta["step"] == 4
+
+
+def test_a_checkpoint_of_another_kind_is_refused_naming_both(text200, tmp_path):
+    from minirnn.seq2seq_train import load_seq2seq
+
+    train(small_cfg(text200, tmp_path / "r", steps=1), log=quiet)
+    with pytest.raises(checkpoint.CheckpointError,
+                       match=r"holds a 'charrnn' checkpoint, not a 'seq2seq' one"):
+        load_seq2seq(tmp_path / "r" / "checkpoint.npz")
