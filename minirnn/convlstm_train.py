@@ -26,6 +26,7 @@ from . import backend, optim
 from .checkpoint import load_module, save_checkpoint
 from .data.moving import clipped_bce, copy_last_frame_bce, held_out_set, moving_squares
 from .nn import NextFrameModel
+from .train import progress_bar, check_positive
 
 CHECKPOINT = "checkpoint.npz"
 FIGURE = "prediction.png"
@@ -52,22 +53,15 @@ class ConvLSTMConfig:
     def __post_init__(self):
         if self.task not in TASKS:
             raise ValueError(f"ConvLSTMConfig: task must be one of {TASKS}, got {self.task!r}")
-        for name in ("hidden_channels", "kernel_size", "num_layers", "batch_size",
-                     "eval_every", "n_test"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"ConvLSTMConfig: {name} must be a positive integer, got {v!r}")
+        check_positive(self, ("hidden_channels", "kernel_size", "num_layers", "batch_size",
+                              "eval_every", "n_test"))
         if self.kernel_size % 2 == 0:
             raise ValueError(f"ConvLSTMConfig: kernel_size must be odd, got {self.kernel_size}")
         if self.n_test > 1000:
             raise ValueError(f"ConvLSTMConfig: n_test must be at most 1000, got {self.n_test}")
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
-            raise ValueError(f"ConvLSTMConfig: lr must be a positive number, got {self.lr!r}")
-        if self.steps is not None and self.steps < 1:
-            raise ValueError(f"ConvLSTMConfig: steps must be a positive integer, got {self.steps!r}")
-        if self.time_budget is not None and not self.time_budget > 0:
-            raise ValueError(f"ConvLSTMConfig: time_budget must be positive seconds, got "
-                             f"{self.time_budget!r}")
+        check_positive(self, ("lr", "clip"), (int, float))
+        check_positive(self, ("steps",), optional=True)
+        check_positive(self, ("time_budget",), (int, float), optional=True)
         if self.steps is None and self.time_budget is None:
             self.steps = 2000
 
@@ -122,8 +116,7 @@ def train_convlstm(cfg: ConvLSTMConfig, log=print):
     dtype = backend.default_dtype()
     log(f"{cfg.task}: fresh batches of {cfg.batch_size}, {len(test_in):,} held-out sequences; "
         f"{model.num_parameters():,} parameters")
-    from .train import _progress
-    bar = _progress(cfg.progress, cfg.steps, 0)
+    bar = progress_bar(cfg.progress, cfg.steps, 0)
     step, train_time, bce, baseline = 0, 0.0, None, None
 
     def score():

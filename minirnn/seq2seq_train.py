@@ -24,6 +24,7 @@ from . import backend, generate, optim
 from .checkpoint import load_module, save_checkpoint
 from .data.tasks import TASKS, Seq2SeqVocab, TaskData, encode_batch, exact_match
 from .nn import Seq2Seq
+from .train import progress_bar, check_positive
 
 CHECKPOINT = "checkpoint.npz"
 
@@ -53,11 +54,11 @@ class Seq2SeqConfig:
             raise ValueError(f"Seq2SeqConfig: task must be one of {TASKS}, got {self.task!r}")
         if self.cell not in ("lstm", "gru"):
             raise ValueError(f"Seq2SeqConfig: cell must be 'lstm' or 'gru', got {self.cell!r}")
-        for name in ("embedding_dim", "hidden_size", "attention_size", "batch_size",
-                     "eval_every", "n_train", "n_test"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v < 1:
-                raise ValueError(f"Seq2SeqConfig: {name} must be a positive integer, got {v!r}")
+        check_positive(self, ("embedding_dim", "hidden_size", "attention_size", "batch_size",
+                              "eval_every", "n_train", "n_test"))
+        check_positive(self, ("lr", "clip"), (int, float))
+        check_positive(self, ("steps",), optional=True)
+        check_positive(self, ("time_budget",), (int, float), optional=True)
         if self.steps is None and self.time_budget is None:
             self.steps = 3000
 
@@ -128,8 +129,7 @@ def train_seq2seq(cfg: Seq2SeqConfig, log=print):
     batches = data.batches(cfg.batch_size, np.random.default_rng(cfg.seed))
     log(f"{cfg.task}: {len(data.train_pairs):,} training pairs, {len(data.test_pairs):,} held "
         f"out; vocabulary {len(vocab)}; {model.num_parameters():,} parameters")
-    from .train import _progress
-    bar = _progress(cfg.progress, cfg.steps, 0)
+    bar = progress_bar(cfg.progress, cfg.steps, 0)
     step, train_time, accuracy = 0, 0.0, None
     with open(out / "metrics.jsonl", "w", encoding="utf-8") as metrics:
         while (cfg.steps is None or step < cfg.steps) and \

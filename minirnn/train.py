@@ -47,6 +47,19 @@ RESUME_MAY_CHANGE = ("steps", "time_budget", "lr", "eval_every", "eval_batches",
                      "progress", "sample_length", "out")
 
 
+def check_positive(cfg, names, kind=int, optional=False):
+    """Refuse the first of ``names`` in the config ``cfg`` that is not a positive ``kind``
+    (``None`` passes when ``optional``), with a message naming the field and its value."""
+    for name in names:
+        v = getattr(cfg, name)
+        if optional and v is None:
+            continue
+        if not isinstance(v, kind) or isinstance(v, bool) or v <= 0:
+            what = "integer" if kind is int else "number"
+            raise ValueError(f"{type(cfg).__name__}: {name} must be a positive {what}, "
+                             f"got {v!r}")
+
+
 @dataclass
 class TrainConfig:
     """Every setting of a training run (the CLI's flags map one to one)."""
@@ -76,21 +89,11 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self):
-        def positive(name, kind=int):
-            v = getattr(self, name)
-            if not isinstance(v, kind) or isinstance(v, bool) or v <= 0:
-                raise ValueError(f"TrainConfig: {name} must be a positive "
-                                 f"{'integer' if kind is int else 'number'}, got {v!r}")
-        for name in ("hidden_size", "num_layers", "batch_size", "seq_len", "eval_every",
-                     "save_every"):
-            positive(name)
-        positive("lr", (int, float))
-        positive("clip", (int, float))
-        for name in ("steps", "eval_batches", "embedding_dim"):
-            if getattr(self, name) is not None:
-                positive(name)
-        if self.time_budget is not None:
-            positive("time_budget", (int, float))
+        check_positive(self, ("hidden_size", "num_layers", "batch_size", "seq_len",
+                              "eval_every", "save_every"))
+        check_positive(self, ("lr", "clip"), (int, float))
+        check_positive(self, ("steps", "eval_batches", "embedding_dim"), optional=True)
+        check_positive(self, ("time_budget",), (int, float), optional=True)
         if self.level not in ("char", "word"):
             raise ValueError(f"TrainConfig: level must be 'char' or 'word', got {self.level!r}")
         if self.cell not in ("rnn", "lstm", "gru"):
@@ -288,7 +291,7 @@ def train(cfg: TrainConfig, resume=False, log=print):
         f"{cfg.level}s, vocabulary {len(vocab)}; model {cfg.num_layers}x{cfg.cell.upper()} "
         f"{cfg.hidden_size}, {model.num_parameters():,} parameters; batches {N}x{T}")
 
-    bar = _progress(cfg.progress, cfg.steps, step)
+    bar = progress_bar(cfg.progress, cfg.steps, step)
     val_loss, stopped_by = None, "steps"
     norm = float("nan")  # the gradient norm of the last step
     metrics = open(out / METRICS, metrics_mode, encoding="utf-8")
@@ -463,7 +466,7 @@ class _NoBar:
         pass
 
 
-def _progress(enabled, total, initial):
+def progress_bar(enabled, total, initial):
     if not enabled:
         return _NoBar()
     from tqdm.auto import tqdm
