@@ -36,14 +36,10 @@ def _cmd_gradcheck(args):
 def _cmd_train(args):
     from .train import TrainConfig, train
 
-    fields = {k: v for k, v in vars(args).items()
-              if k not in ("command", "func", "resume")}
     try:
-        cfg = TrainConfig(**fields)
-    except ValueError as e:
-        flag = re.sub(r"^TrainConfig: (\w+)", lambda m: "--" + m.group(1).replace("_", "-"),
-                      str(e))
-        print(f"minirnn train: {flag}", file=sys.stderr)
+        cfg = TrainConfig(**_config_fields(args))
+    except ValueError as e:  # a usage error: exit 2, like argparse
+        print(f"minirnn train: {_as_flags(str(e))}", file=sys.stderr)
         return 2
     try:
         train(cfg, resume=args.resume)
@@ -103,20 +99,31 @@ def _cmd_plot(args):
     return 0
 
 
+def _as_flags(message):
+    """'SomeConfig: seq_len must ...' -> '--seq-len must ...' (the flag the user typed)."""
+    return re.sub(r"^\w+Config: (\w+)", lambda m: "--" + m.group(1).replace("_", "-"),
+                  message)
+
+
+def _config_fields(args):
+    return {k: v for k, v in vars(args).items()
+            if k not in ("command", "seq_command", "conv_command", "func", "resume")}
+
+
+def _train_with(config_cls, train_fn, prog, args):
+    """Build ``config_cls`` from the flags and train; errors become one line, exit 1."""
+    try:
+        train_fn(config_cls(**_config_fields(args)))
+    except (ValueError, OSError, RuntimeError) as e:
+        print(f"{prog}: {_as_flags(str(e))}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _cmd_seq2seq_train(args):
     from .seq2seq_train import Seq2SeqConfig, train_seq2seq
 
-    fields = {k: v for k, v in vars(args).items()
-              if k not in ("command", "seq_command", "func")}
-    try:
-        cfg = Seq2SeqConfig(**fields)
-        train_seq2seq(cfg)
-    except (ValueError, OSError, RuntimeError) as e:
-        flag = re.sub(r"^Seq2SeqConfig: (\w+)",
-                      lambda m: "--" + m.group(1).replace("_", "-"), str(e))
-        print(f"minirnn seq2seq train: {flag}", file=sys.stderr)
-        return 1
-    return 0
+    return _train_with(Seq2SeqConfig, train_seq2seq, "minirnn seq2seq train", args)
 
 
 def _cmd_seq2seq_translate(args):
@@ -143,17 +150,7 @@ def _cmd_seq2seq_translate(args):
 def _cmd_convlstm_train(args):
     from .convlstm_train import ConvLSTMConfig, train_convlstm
 
-    fields = {k: v for k, v in vars(args).items()
-              if k not in ("command", "conv_command", "func")}
-    try:
-        cfg = ConvLSTMConfig(**fields)
-        train_convlstm(cfg)
-    except (ValueError, OSError, RuntimeError) as e:
-        flag = re.sub(r"^ConvLSTMConfig: (\w+)",
-                      lambda m: "--" + m.group(1).replace("_", "-"), str(e))
-        print(f"minirnn convlstm train: {flag}", file=sys.stderr)
-        return 1
-    return 0
+    return _train_with(ConvLSTMConfig, train_convlstm, "minirnn convlstm train", args)
 
 
 def _optional_int(text):

@@ -137,6 +137,15 @@ def _truncate(probs, top_k, top_p):
     return out
 
 
+def _prompt_ids(where, vocab, prompt, length):
+    """Check ``length`` (int >= 0) and ``prompt`` (str) and encode the prompt: (P,) ids."""
+    if isinstance(length, bool) or not isinstance(length, numbers.Integral) or length < 0:
+        raise ValueError(f"{where}length must be an int >= 0, got {length!r}")
+    if not isinstance(prompt, str):
+        raise TypeError(f"prompt must be a str, got {type(prompt).__name__}")
+    return _encode(vocab, prompt, len(vocab))
+
+
 def sample(model, vocab, prompt="", length=200, temperature=1.0, top_k=None, top_p=None,
            seed=None):
     """Generate ``length`` tokens after ``prompt``; return the prompt followed by them.
@@ -161,12 +170,8 @@ def sample(model, vocab, prompt="", length=200, temperature=1.0, top_k=None, top
     only feed the prompt are not brought to the host and not checked.
     """
     validate_sampling(temperature, top_k, top_p)
-    if isinstance(length, bool) or not isinstance(length, numbers.Integral) or length < 0:
-        raise ValueError(f"length must be an int >= 0, got {length!r}")
-    if not isinstance(prompt, str):
-        raise TypeError(f"prompt must be a str, got {type(prompt).__name__}")
+    ids = _prompt_ids("", vocab, prompt, length)  # (P,) host int64
     V = len(vocab)
-    ids = _encode(vocab, prompt, V)  # (P,) host int64
     if length == 0:
         return prompt
 
@@ -561,12 +566,8 @@ def beam_sample_text(model, vocab, prompt, beam_width, length, length_norm=1.0,
     lacks, and logits whose width is not ``len(vocab)``.
     """
     _check_search_args("beam_sample_text", 1, None, beam_width, length_norm)
-    if not _is_int(length) or length < 0:
-        raise ValueError(f"beam_sample_text: length must be an int >= 0, got {length!r}")
-    if not isinstance(prompt, str):
-        raise TypeError(f"prompt must be a str, got {type(prompt).__name__}")
+    ids = _prompt_ids("beam_sample_text: ", vocab, prompt, length)  # (P,) host int64
     V = len(vocab)
-    ids = _encode(vocab, prompt, V)  # (P,) host int64
     if length == 0:
         return prompt
     state, token, _ = _prime(model, ids)
