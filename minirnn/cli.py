@@ -7,6 +7,9 @@
     minirnn seq2seq translate runs/dates/checkpoint.npz "tue 3 march 2020" --beam-width 4
     minirnn convlstm train --task moving-squares --out runs/squares
     minirnn gradcheck [--op lstm]
+    minirnn assignment list
+    minirnn assignment make lstm --out hw2
+    minirnn assignment grade hw2 [--json grades.json]
 """
 
 from __future__ import annotations
@@ -153,6 +156,53 @@ def _cmd_convlstm_train(args):
     return _train_with(ConvLSTMConfig, train_convlstm, "minirnn convlstm train", args)
 
 
+def _cmd_assignment_list(args):
+    from .assignment import ASSIGNMENTS, checks
+
+    for a in ASSIGNMENTS.values():
+        print(f"{a.name}: {a.title}")
+        print(f"  minirnn/functional/{a.module}.py, notebooks/{a.notebook}.ipynb")
+        print("  graded: " + ", ".join(f"{fn} ({p})" for fn, p in checks.functions(a.name)))
+    return 0
+
+
+def _cmd_assignment_make(args):
+    from .assignment.workspace import make_workspace
+
+    try:
+        made = make_workspace(args.name, args.out, solutions=args.solutions,
+                              notebooks=args.notebooks)
+    except (ValueError, OSError) as e:
+        print(f"minirnn assignment make: {e}", file=sys.stderr)
+        return 1
+    what = "kept (answer key)" if args.solutions else f"{made['stripped']} replaced by stubs"
+    print(f"wrote the {args.name!r} workspace to {made['out']}: solution regions {what}")
+    if made["notebook"] is not None:
+        print(f"notebook: {made['notebook']}")
+    for note in made["notes"]:
+        print(f"note: {note}")
+    print(f"students: cd {made['out']} && python -m pip install -e \".[test]\" && python -m pytest")
+    return 0
+
+
+def _cmd_assignment_grade(args):
+    import json
+
+    from .assignment.workspace import grade_workspace
+
+    try:
+        report = grade_workspace(args.folder, timeout=args.timeout)
+        print(report)
+        if args.json:
+            from pathlib import Path
+            Path(args.json).write_text(json.dumps(report.as_dict(), indent=2) + "\n",
+                                       encoding="utf-8")
+    except (ValueError, OSError) as e:
+        print(f"minirnn assignment grade: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _optional_int(text):
     return None if text.lower() == "none" else int(text)
 
@@ -263,6 +313,28 @@ def build_parser():
     ct.add_argument("--out", default=cd.out)
     ct.add_argument("--no-progress", dest="progress", action="store_false")
     ct.set_defaults(func=_cmd_convlstm_train)
+
+    from .assignment import ASSIGNMENTS
+    asg = sub.add_parser("assignment", help="classroom assignments made from the library's "
+                                            "own source, and their grading")
+    asg_sub = asg.add_subparsers(dest="assignment_command", required=True)
+    asg_sub.add_parser("list", help="the assignments and the functions each grades"
+                       ).set_defaults(func=_cmd_assignment_list)
+    am = asg_sub.add_parser("make", help="write a student workspace into a new folder")
+    am.add_argument("name", choices=list(ASSIGNMENTS))
+    am.add_argument("--out", required=True, help="a new or empty folder")
+    am.add_argument("--solutions", action="store_true",
+                    help="keep the solution regions (an answer key that grades 100%%)")
+    am.add_argument("--notebooks", default=None,
+                    help="folder of the project's notebooks (default: the checkout's)")
+    am.set_defaults(func=_cmd_assignment_make)
+    ag = asg_sub.add_parser("grade", help="run the graded tests on a workspace; "
+                                          "a score per function and a total")
+    ag.add_argument("folder")
+    ag.add_argument("--json", metavar="FILE", default=None, help="also write the grades here")
+    ag.add_argument("--timeout", type=float, default=600,
+                    help="seconds before the student's code is stopped (default 600)")
+    ag.set_defaults(func=_cmd_assignment_grade)
 
     pl = sub.add_parser("plot", help="draw the loss curves of one or more run directories")
     pl.add_argument("runs", nargs="+")

@@ -112,6 +112,7 @@ def additive_attention_forward(query, keys, Wq, Wk, v, mask=None, keys_proj=None
 
     if keys_proj is None:
         keys_proj = additive_attention_project_keys(keys, Wk)
+    ### BEGIN SOLUTION
     u = keys_proj + (query @ Wq)[:, None, :]  # (N, S, A): a_j = qp + kp_j
     xp.tanh(u, out=u)                         # u_j = tanh(a_j), in place
     e = u @ v                                 # (N, S) scores
@@ -125,6 +126,7 @@ def additive_attention_forward(query, keys, Wq, Wk, v, mask=None, keys_proj=None
     weights /= weights.sum(axis=1, keepdims=True)
     context = (weights[:, None, :] @ keys)[:, 0]  # (N, 1, S) @ (N, S, Hk) -> (N, Hk)
     return context, weights, AttentionCache(query, keys, Wq, Wk, v, u, weights)
+    ### END SOLUTION
 
 
 def additive_attention_backward(dcontext, cache, dweights=None):
@@ -142,6 +144,7 @@ def additive_attention_backward(dcontext, cache, dweights=None):
       dkeys and dWk of its T steps. Masked positions get dkeys exactly 0.
     Equations: docs/derivations/attention.md#backward
     """
+    ### BEGIN SOLUTION
     query, keys, Wq, Wk, v, u, weights = cache
     N, S, Hk = keys.shape
     A = v.shape[0]
@@ -166,3 +169,4 @@ def additive_attention_backward(dcontext, cache, dweights=None):
     dkeys += weights[:, :, None] * dcontext[:, None, :]  # direct path: c = sum_j w_j k_j
     dWk = keys.reshape(N * S, Hk).T @ da2
     return dquery_proj @ Wq.T, dkeys, query.T @ dquery_proj, dWk, dv
+    ### END SOLUTION

@@ -30,6 +30,7 @@ def _gru_cell_forward(ax, ah, h_prev, gates, h):
     ax, ah: (N, 3H) input and recurrent parts (``ah`` is left unchanged);
     h_prev: (N, H). Writes [r, z, n] into gates (N, 3H) and h_t into h (N, H).
     """
+    ### BEGIN SOLUTION
     xp = get_array_module(ax)
     H = h_prev.shape[1]
     rz = gates[:, :2 * H]
@@ -42,6 +43,7 @@ def _gru_cell_forward(ax, ah, h_prev, gates, h):
     xp.subtract(h_prev, n, out=h)  # h = n + z * (h_prev - n)
     h *= z
     h += n
+    ### END SOLUTION
 
 
 def _gru_cell_backward(dh, gates, hn, h_prev, dah, dan):
@@ -53,6 +55,7 @@ def _gru_cell_backward(dh, gates, hn, h_prev, dah, dan):
     dL/dax_t[:, 2H:] into dan (N, H) (the r and z columns of dL/dax_t equal those
     of dL/dah_t). Returns the part of dL/dh_{t-1} that skips ``Wh`` (dh * z).
     """
+    ### BEGIN SOLUTION
     xp = get_array_module(dh)
     H = h_prev.shape[1]
     r, z, n = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:]
@@ -61,6 +64,7 @@ def _gru_cell_backward(dh, gates, hn, h_prev, dah, dan):
     xp.multiply(dh * (h_prev - n), z * (1 - z), out=dah[:, H:2 * H])  # dz * sigmoid'
     xp.multiply(dan, r, out=dah[:, 2 * H:])                       # through r * hn
     return dh * z
+    ### END SOLUTION
 
 
 def _gru_weights(op, Wx, Wh, bx, bh):
@@ -94,11 +98,13 @@ def gru_step_forward(x, h_prev, Wx, Wh, bx, bh):
     _gru_weights(op, Wx, Wh, bx, bh)
     check.same_dtype(op, x=x, h_prev=h_prev, Wx=Wx, Wh=Wh, bx=bx, bh=bh)
     xp = get_array_module(x, h_prev, Wx, Wh, bx, bh)
+    ### BEGIN SOLUTION
     ax = x @ Wx + bx       # (N, 3H)
     ah = h_prev @ Wh + bh  # (N, 3H)
     gates, h = xp.empty_like(ax), xp.empty_like(h_prev)
     _gru_cell_forward(ax, ah, h_prev, gates, h)
     return h, GRUStepCache(x, h_prev, Wx, Wh, gates, ah[:, 2 * H:])
+    ### END SOLUTION
 
 
 def gru_step_backward(dh, cache):
@@ -110,6 +116,7 @@ def gru_step_backward(dh, cache):
       dx (N, D), dh_prev (N, H), dWx (D, 3H), dWh (H, 3H), dbx (3H,), dbh (3H,).
     Equations: docs/derivations/gru.md#one-step
     """
+    ### BEGIN SOLUTION
     x, h_prev, Wx, Wh, gates, hn = cache
     check.upstream("gru_step_backward", "dh", dh, h_prev.shape, ("N", "H"), h_prev.dtype)
     xp = get_array_module(dh, gates)
@@ -120,6 +127,7 @@ def gru_step_backward(dh, cache):
     dh_prev += dah @ Wh.T
     return (dax @ Wx.T, dh_prev, x.T @ dax, h_prev.T @ dah,
             dax.sum(axis=0), dah.sum(axis=0))
+    ### END SOLUTION
 
 
 def gru_forward(x, h0, Wx, Wh, bx, bh):
@@ -138,6 +146,7 @@ def gru_forward(x, h0, Wx, Wh, bx, bh):
     check.same_dtype(op, x=x, h0=h0, Wx=Wx, Wh=Wh, bx=bx, bh=bh)
     xp = get_array_module(x, h0, Wx, Wh, bx, bh)
 
+    ### BEGIN SOLUTION
     x_tm = x.transpose(1, 0, 2).reshape(T * N, D)  # time-major so each step is contiguous
     ax = x_tm @ Wx
     ax += bx
@@ -155,6 +164,7 @@ def gru_forward(x, h0, Wx, Wh, bx, bh):
         h = hs[t]
     cache = (x_tm, h0, Wx, Wh, gates, hns, hs)
     return hs.transpose(1, 0, 2), cache
+    ### END SOLUTION
 
 
 def gru_backward(dhs, cache):
@@ -166,6 +176,7 @@ def gru_backward(dhs, cache):
       dx (N, T, D), dh0 (N, H), dWx (D, 3H), dWh (H, 3H), dbx (3H,), dbh (3H,).
     Equations: docs/derivations/gru.md#backward-through-time
     """
+    ### BEGIN SOLUTION
     x_tm, h0, Wx, Wh, gates, hns, hs = cache
     T, N, H = hs.shape
     D = Wx.shape[0]
@@ -188,3 +199,4 @@ def gru_backward(dhs, cache):
     dWx = x_tm.T @ dax2
     dx = (dax2 @ Wx.T).reshape(T, N, D).transpose(1, 0, 2)
     return dx, dh, dWx, dWh, dax2.sum(axis=0), dah2.sum(axis=0)
+    ### END SOLUTION

@@ -45,6 +45,7 @@ def _lstm_cell_forward(a, c_prev, c, tc, h, scale, shift):
     c_prev: (N, H); scale, shift: from ``_gate_affine``.
     Writes c, tc = tanh(c) and h (each (N, H)) into the given buffers.
     """
+    ### BEGIN SOLUTION
     xp = get_array_module(a)
     H = c_prev.shape[1]
     a *= scale                 # i, f, o: sigmoid(a) = 1/2 + 1/2 tanh(a/2); g: tanh(a)
@@ -56,6 +57,7 @@ def _lstm_cell_forward(a, c_prev, c, tc, h, scale, shift):
     c += i * g
     xp.tanh(c, out=tc)
     xp.multiply(o, tc, out=h)
+    ### END SOLUTION
 
 
 def _lstm_cell_backward(dh, dc, gates, c_prev, tc, da, deriv):
@@ -65,6 +67,7 @@ def _lstm_cell_backward(dh, dc, gates, c_prev, tc, da, deriv):
     gates: (N, 4H) [i, f, g, o]; c_prev, tc: (N, H); deriv: (N, 4H) scratch buffer.
     Writes dL/da_t into da (N, 4H) and returns dL/dc_{t-1} (N, H).
     """
+    ### BEGIN SOLUTION
     xp = get_array_module(dh)
     H = tc.shape[1]
     i, f, g, o = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:3 * H], gates[:, 3 * H:]
@@ -82,6 +85,7 @@ def _lstm_cell_backward(dh, dc, gates, c_prev, tc, da, deriv):
     xp.subtract(1, dg, out=dg)
     da *= deriv
     return dc * f
+    ### END SOLUTION
 
 
 class LSTMStepCache(NamedTuple):
@@ -112,10 +116,12 @@ def lstm_step_forward(x, h_prev, c_prev, Wx, Wh, b):
     check.bias(op, "b", b, 4 * H, 4)
     check.same_dtype(op, x=x, h_prev=h_prev, c_prev=c_prev, Wx=Wx, Wh=Wh, b=b)
     xp = get_array_module(x, h_prev, c_prev, Wx, Wh, b)
+    ### BEGIN SOLUTION
     gates = x @ Wx + h_prev @ Wh + b  # (N, 4H) pre-activations, then gate values
     h, c, tc = (xp.empty_like(h_prev) for _ in range(3))
     _lstm_cell_forward(gates, c_prev, c, tc, h, *_gate_affine(H, x.dtype, xp))
     return h, c, LSTMStepCache(x, h_prev, c_prev, Wx, Wh, gates, tc)
+    ### END SOLUTION
 
 
 def lstm_step_backward(dh, dc, cache):
@@ -128,6 +134,7 @@ def lstm_step_backward(dh, dc, cache):
       dx (N, D), dh_prev (N, H), dc_prev (N, H), dWx (D, 4H), dWh (H, 4H), db (4H,).
     Equations: docs/derivations/lstm.md#one-step
     """
+    ### BEGIN SOLUTION
     x, h_prev, c_prev, Wx, Wh, gates, tc = cache
     op = "lstm_step_backward"
     check.upstream(op, "dh", dh, tc.shape, ("N", "H"), tc.dtype)
@@ -136,6 +143,7 @@ def lstm_step_backward(dh, dc, cache):
     da = xp.empty_like(gates)
     dc_prev = _lstm_cell_backward(dh, dc.copy(), gates, c_prev, tc, da, xp.empty_like(gates))
     return da @ Wx.T, da @ Wh.T, dc_prev, x.T @ da, h_prev.T @ da, da.sum(axis=0)
+    ### END SOLUTION
 
 
 def lstm_forward(x, h0, c0, Wx, Wh, b):
@@ -158,6 +166,7 @@ def lstm_forward(x, h0, c0, Wx, Wh, b):
     check.same_dtype(op, x=x, h0=h0, c0=c0, Wx=Wx, Wh=Wh, b=b)
     xp = get_array_module(x, h0, c0, Wx, Wh, b)
 
+    ### BEGIN SOLUTION
     x_tm = x.transpose(1, 0, 2).reshape(T * N, D)  # time-major so each step is contiguous
     gates = x_tm @ Wx
     gates += b
@@ -172,6 +181,7 @@ def lstm_forward(x, h0, c0, Wx, Wh, b):
         h, c = hs[t], cs[t]
     cache = (x_tm, h0, c0, Wx, Wh, gates, cs, tcs, hs)
     return hs.transpose(1, 0, 2), cs[T - 1].copy(), cache
+    ### END SOLUTION
 
 
 def lstm_backward(dhs, cache, dc_last=None):
@@ -185,6 +195,7 @@ def lstm_backward(dhs, cache, dc_last=None):
       dx (N, T, D), dh0 (N, H), dc0 (N, H), dWx (D, 4H), dWh (H, 4H), db (4H,).
     Equations: docs/derivations/lstm.md#backward-through-time
     """
+    ### BEGIN SOLUTION
     x_tm, h0, c0, Wx, Wh, gates, cs, tcs, hs = cache
     T, N, H = hs.shape
     D = Wx.shape[0]
@@ -212,3 +223,4 @@ def lstm_backward(dhs, cache, dc_last=None):
     dWx = x_tm.T @ da2
     dx = (da2 @ Wx.T).reshape(T, N, D).transpose(1, 0, 2)
     return dx, dh, dc, dWx, dWh, da2.sum(axis=0)
+    ### END SOLUTION

@@ -38,8 +38,10 @@ def rnn_step_forward(x, h_prev, Wx, Wh, b):
     check.bias(op, "b", b, H, 1)
     check.same_dtype(op, x=x, h_prev=h_prev, Wx=Wx, Wh=Wh, b=b)
     xp = get_array_module(x, h_prev, Wx, Wh, b)
+    ### BEGIN SOLUTION
     h = xp.tanh(x @ Wx + h_prev @ Wh + b)
     return h, RNNStepCache(x, h_prev, Wx, Wh, h)
+    ### END SOLUTION
 
 
 def rnn_step_backward(dh, cache):
@@ -52,10 +54,12 @@ def rnn_step_backward(dh, cache):
       dx (N, D), dh_prev (N, H), dWx (D, H), dWh (H, H), db (H,).
     Equations: docs/derivations/rnn.md#one-step
     """
+    ### BEGIN SOLUTION
     x, h_prev, Wx, Wh, h = cache
     check.upstream("rnn_step_backward", "dh", dh, h.shape, ("N", "H"), h.dtype)
     da = dh * (1 - h * h)  # tanh'(a) = 1 - h^2
     return da @ Wx.T, da @ Wh.T, x.T @ da, h_prev.T @ da, da.sum(axis=0)
+    ### END SOLUTION
 
 
 def rnn_forward(x, h0, Wx, Wh, b):
@@ -78,6 +82,7 @@ def rnn_forward(x, h0, Wx, Wh, b):
     check.same_dtype(op, x=x, h0=h0, Wx=Wx, Wh=Wh, b=b)
     xp = get_array_module(x, h0, Wx, Wh, b)
 
+    ### BEGIN SOLUTION
     x_tm = x.transpose(1, 0, 2).reshape(T * N, D)  # time-major so each step is contiguous
     a = x_tm @ Wx
     a += b
@@ -89,6 +94,7 @@ def rnn_forward(x, h0, Wx, Wh, b):
         h = xp.tanh(hs[t], out=hs[t])
     cache = (x_tm, h0, Wx, Wh, hs)
     return hs.transpose(1, 0, 2), cache
+    ### END SOLUTION
 
 
 def rnn_backward(dhs, cache):
@@ -102,6 +108,7 @@ def rnn_backward(dhs, cache):
     The weight gradients are formed after the loop with one matrix product over all
     steps. Equations: docs/derivations/rnn.md#backward-through-time
     """
+    ### BEGIN SOLUTION
     x_tm, h0, Wx, Wh, hs = cache
     T, N, H = hs.shape
     D = Wx.shape[0]
@@ -120,3 +127,4 @@ def rnn_backward(dhs, cache):
     dWx = x_tm.T @ da2
     dx = (da2 @ Wx.T).reshape(T, N, D).transpose(1, 0, 2)
     return dx, dh, dWx, dWh, da2.sum(axis=0)
+    ### END SOLUTION

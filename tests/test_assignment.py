@@ -1,0 +1,315 @@
+"""Classroom assignments: solution regions, `minirnn assignment make` and `grade`."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from minirnn.assignment import ASSIGNMENTS, checks
+from minirnn.assignment.regions import find_regions, strip_solutions
+from minirnn.assignment.workspace import assignment_notebook, grade_workspace, make_workspace
+
+ROOT = Path(__file__).resolve().parents[1]
+FUNCTIONAL = ROOT / "minirnn" / "functional"
+
+
+def cli(*args, cwd=None, env=None):
+    return subprocess.run([sys.executable, "-m", "minirnn", *args], capture_output=True,
+                          text=True, cwd=cwd, env=env)
+
+
+# --------------------------------------------------------------------------------------
+# Solution regions
+# --------------------------------------------------------------------------------------
+
+def test_a_region_becomes_an_indented_stub_and_the_rest_is_kept():
+    text = ("def f(x):\n    y = 1\n    ### BEGIN SOLUTION\n    return x + y\n"
+            "    ### END SOLUTION\n\n\ndef g():\n    ### BEGIN SOLUTION\n    pass\n"
+            "    ### END SOLUTION\n")
+    out, n = strip_solutions(text)
+    assert n == 2
+    assert out == ("def f(x):\n    y = 1\n    # YOUR CODE HERE\n    raise NotImplementedError()\n"
+                   "\n\ndef g():\n    # YOUR CODE HERE\n    raise NotImplementedError()\n")
+
+
+def test_a_cell_without_a_final_newline_and_a_markdown_answer():
+    out, n = strip_solutions("a = 1\n### BEGIN SOLUTION\nb = 2\n### END SOLUTION",
+                             stub=("YOUR ANSWER HERE",))
+    assert (out, n) == ("a = 1\nYOUR ANSWER HERE", 1)
+    assert strip_solutions("no regions\n") == ("no regions\n", 0)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("x\n### END SOLUTION\n", "f.py: line 2: '### END SOLUTION' without a '### BEGIN SOLUTION'"),
+    ("### BEGIN SOLUTION\n### BEGIN SOLUTION\n### END SOLUTION\n",
+     "f.py: line 2: '### BEGIN SOLUTION' inside the region opened on line 1"),
+    ("a\n### BEGIN SOLUTION\nb\n", "f.py: line 2: '### BEGIN SOLUTION' is never closed"),
+])
+def test_broken_markers_are_named_by_file_and_line(text, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        find_regions(text, "f.py")
+
+
+@pytest.mark.parametrize("name", list(ASSIGNMENTS))
+def test_every_assignment_module_has_a_region_in_each_graded_function(name):
+    import ast
+    source = (FUNCTIONAL / f"{ASSIGNMENTS[name].module}.py").read_text(encoding="utf-8")
+    regions = find_regions(source)
+    lines = [n for pair in regions for n in pair]
+    tree = ast.parse(source)
+    for fn, _ in checks.functions(name):
+        node = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == fn)
+        assert any(node.lineno <= line + 1 <= node.end_lineno for line in lines), fn
+
+
+# --------------------------------------------------------------------------------------
+# make
+# --------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def workspaces(tmp_path_factory):
+    """A fresh workspace and an answer key for every assignment, made through the CLI."""
+    base = tmp_path_factory.mktemp("workspaces")
+    made = {}
+    for name in ASSIGNMENTS:
+        for kind, extra in (("fresh", []), ("key", ["--solutions"])):
+            out = base / f"{name}-{kind}"
+            r = cli("assignment", "make", name, "--out", str(out), *extra)
+            assert r.returncode == 0, r.stderr
+            made[name, kind] = out
+    return made
+
+
+@pytest.mark.parametrize("name", list(ASSIGNMENTS))
+def test_make_replaces_only_the_assignment_module_s_regions(workspaces, name):
+    ws = workspaces[name, "fresh"]
+    module = ASSIGNMENTS[name].module
+    original = (FUNCTIONAL / f"{module}.py").read_text(encoding="utf-8")
+    handed_out = (ws / "minirnn" / "functional" / f"{module}.py").read_text(encoding="utf-8")
+    assert "### BEGIN SOLUTION" not in handed_out
+    assert handed_out.count("raise NotImplementedError()") == len(find_regions(original))
+    assert handed_out == strip_solutions(original)[0]
+    # Every other file is the library's own, and nothing compiled came along.
+    for path in (ROOT / "minirnn").rglob("*.py"):
+        rel = path.relative_to(ROOT)
+        if rel.as_posix() != f"minirnn/functional/{module}.py":
+            assert (ws / rel).read_text(encoding="utf-8") == path.read_text(encoding="utf-8")
+    assert not list(ws.rglob("__pycache__")) and not list(ws.rglob("*.pyc"))
+    key = workspaces[name, "key"] / "minirnn" / "functional" / f"{module}.py"
+    assert key.read_text(encoding="utf-8") == original
+
+
+def test_make_refuses_a_folder_that_holds_files_and_leaves_it_alone(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    r = cli("assignment", "make", "rnn", "--out", str(tmp_path))
+    assert r.returncode == 1
+    assert "--out must be a new or empty folder" in r.stderr and str(tmp_path) in r.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+    assert "Traceback" not in r.stderr
+
+
+def test_make_names_the_assignments_when_given_another():
+    r = cli("assignment", "make", "transformer", "--out", "x")
+    assert r.returncode == 2 and "rnn" in r.stderr and "attention" in r.stderr
+
+
+def test_list_names_every_assignment_and_its_graded_functions():
+    r = cli("assignment", "list")
+    assert r.returncode == 0
+    for name in ASSIGNMENTS:
+        assert all(fn in r.stdout for fn, _ in checks.functions(name))
+
+
+# --------------------------------------------------------------------------------------
+# grade
+# --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", list(ASSIGNMENTS))
+def test_a_fresh_workspace_grades_0_with_every_test_failing_on_not_implemented(
+        workspaces, name, tmp_path):
+    grades = tmp_path / "grades.json"
+    r = cli("assignment", "grade", str(workspaces[name, "fresh"]), "--json", str(grades))
+    assert r.returncode == 0, r.stderr
+    report = json.loads(grades.read_text())
+    assert report["earned"] == 0 and report["percent"] == 0
+    assert len(report["tests"]) == len(checks.tests_for(name))
+    assert {t["error"] for t in report["tests"]} == {"NotImplementedError"}
+    assert "(0%)" in r.stdout
+
+
+@pytest.mark.parametrize("name", list(ASSIGNMENTS))
+def test_the_reference_solutions_grade_100_percent(workspaces, name, tmp_path):
+    grades = tmp_path / "grades.json"
+    r = cli("assignment", "grade", str(workspaces[name, "key"]), "--json", str(grades))
+    assert r.returncode == 0, r.stderr
+    report = json.loads(grades.read_text())
+    assert report["percent"] == 100 and all(t["passed"] for t in report["tests"])
+    assert [f["function"] for f in report["functions"]] == [f for f, _ in checks.functions(name)]
+    assert "(100%)" in r.stdout
+
+
+def _copy_workspace(src, dst):
+    import shutil
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_grading_uses_the_teacher_s_tests_not_the_workspace_s(workspaces, tmp_path):
+    """A student who edits the tests, the checks or the stored reference values gains nothing."""
+    ws = _copy_workspace(workspaces["rnn", "fresh"], tmp_path / "ws")
+    (ws / "minirnn" / "assignment" / "checks.py").write_text(
+        (ws / "minirnn" / "assignment" / "checks.py").read_text().replace(
+            "    def run(self, impl, data):\n", "    def run(self, impl, data):\n        return\n"))
+    np.savez(ws / "tests" / "expected_rnn.npz", nothing=np.zeros(1))
+    report = grade_workspace(ws)
+    assert report.earned == 0
+    assert {o.error for o in report.outcomes} == {"NotImplementedError"}
+
+
+def test_one_correct_function_earns_exactly_its_points(workspaces, tmp_path):
+    """Partial credit: the step forward written, everything else still a stub."""
+    ws = _copy_workspace(workspaces["rnn", "fresh"], tmp_path / "ws")
+    path = ws / "minirnn" / "functional" / "rnn.py"
+    text = path.read_text()
+    stub = "    # YOUR CODE HERE\n    raise NotImplementedError()\n"
+    answer = ("    h = xp.tanh(x @ Wx + h_prev @ Wh + b)\n"
+              "    return h, RNNStepCache(x, h_prev, Wx, Wh, h)\n")
+    path.write_text(text.replace(stub, answer, 1))
+    report = grade_workspace(ws)
+    assert [(f, p, t) for f, p, t, _, _ in report.rows] == [
+        ("rnn_step_forward", 5, 5), ("rnn_step_backward", 0, 5), ("rnn_forward", 0, 5),
+        ("rnn_backward", 0, 5)]
+    assert report.earned == 2 and report.points == 10
+
+
+def test_a_package_that_does_not_import_fails_every_test_saying_why(workspaces, tmp_path):
+    ws = _copy_workspace(workspaces["gru", "fresh"], tmp_path / "ws")
+    path = ws / "minirnn" / "functional" / "gru.py"
+    path.write_text(path.read_text() + "\ndef broken(:\n")
+    r = cli("assignment", "grade", str(ws))
+    assert r.returncode == 0, r.stderr
+    assert "total" in r.stdout and "(0%)" in r.stdout
+    assert "the workspace's package does not import: SyntaxError" in r.stdout
+
+
+def test_an_endless_loop_is_stopped_and_scores_0(workspaces, tmp_path):
+    ws = _copy_workspace(workspaces["rnn", "fresh"], tmp_path / "ws")
+    path = ws / "minirnn" / "functional" / "rnn.py"
+    path.write_text(path.read_text().replace("    raise NotImplementedError()\n",
+                                             "    while True:\n        pass\n", 1))
+    report = grade_workspace(ws, timeout=3)
+    assert report.earned == 0
+    assert {o.error for o in report.outcomes} == {"GradingError"}
+    assert "stopped after 3 s" in report.outcomes[0].message
+
+
+def test_grading_a_folder_that_is_not_a_workspace_says_so(tmp_path):
+    r = cli("assignment", "grade", str(tmp_path))
+    assert r.returncode == 1
+    assert "is not a workspace made by `minirnn assignment make`" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+# --------------------------------------------------------------------------------------
+# The student's side: the same two commands as the project, and the notebook
+# --------------------------------------------------------------------------------------
+
+def _setup_commands(readme):
+    block = re.search(r"```bash\n(.*?)```", readme, re.S).group(1)
+    return [line for line in block.splitlines() if line.strip()]
+
+
+def test_the_workspace_readme_opens_with_the_project_s_two_commands(workspaces):
+    project = _setup_commands((ROOT / "README.md").read_text(encoding="utf-8"))
+    for (name, kind), ws in workspaces.items():
+        assert _setup_commands((ws / "README.md").read_text(encoding="utf-8")) == project[:2]
+
+
+@pytest.mark.parametrize("kind, expected", [("fresh", "20 failed"), ("key", "20 passed")])
+def test_pytest_in_a_workspace_runs_the_graded_tests(workspaces, kind, expected):
+    """`python -m pytest` in the workspace, its package first on the path as the editable
+    install puts it (the install itself is checked by the slow test below)."""
+    ws = workspaces["lstm", kind]
+    env = dict(os.environ, PYTHONPATH=str(ws))
+    r = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider"], cwd=ws,
+                       env=env, capture_output=True, text=True)
+    assert expected in r.stdout, r.stdout[-2000:]
+    if kind == "fresh":
+        assert r.stdout.count("NotImplementedError") >= 20
+        assert "ImportError" not in r.stdout and "ModuleNotFoundError" not in r.stdout
+
+
+@pytest.mark.slow
+def test_a_workspace_installs_and_tests_with_its_readme_commands_in_a_fresh_venv(tmp_path):
+    ws = tmp_path / "ws"
+    make_workspace("rnn", ws, solutions=True)
+    venv.create(tmp_path / "venv", with_pip=True)
+    python = tmp_path / "venv" / "bin" / "python"
+    for command in _setup_commands((ws / "README.md").read_text()):
+        args = command.split()
+        assert args[0] == "python"
+        r = subprocess.run([str(python), *[a.strip('"') for a in args[1:]]], cwd=ws,
+                           capture_output=True, text=True, timeout=900)
+        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "20 passed" in r.stdout
+
+
+def test_a_notebook_becomes_nbgrader_cells(tmp_path):
+    cells = [
+        {"cell_type": "markdown", "metadata": {}, "source": ["# Step by hand\n"]},
+        {"cell_type": "code", "metadata": {}, "execution_count": 3, "outputs": [{"x": 1}],
+         "source": ["x = 2\n", "### BEGIN SOLUTION\n", "y = x * 3\n", "### END SOLUTION\n",
+                    "print(y)"]},
+        {"cell_type": "code", "metadata": {"tags": ["graded"]}, "execution_count": None,
+         "outputs": [], "source": ["assert y == 6"]},
+        {"cell_type": "markdown", "metadata": {},
+         "source": ["Why?\n", "### BEGIN SOLUTION\n", "Because.\n", "### END SOLUTION\n"]},
+    ]
+    src = tmp_path / "nb.ipynb"
+    src.write_text(json.dumps({"cells": cells, "metadata": {"jupytext": {"formats": "x"}},
+                               "nbformat": 4, "nbformat_minor": 5}))
+    nb = json.loads(assignment_notebook(src))
+    solution, graded, answer = nb["cells"][1], nb["cells"][2], nb["cells"][3]
+    assert "".join(solution["source"]) == "x = 2\n# YOUR CODE HERE\nraise NotImplementedError()\nprint(y)"
+    assert solution["outputs"] == [] and solution["execution_count"] is None
+    assert solution["metadata"]["nbgrader"] == {
+        "grade": False, "grade_id": "solution_1", "locked": False, "schema_version": 3,
+        "solution": True, "task": False}
+    assert graded["metadata"]["nbgrader"] == {
+        "grade": True, "grade_id": "test_1", "locked": True, "points": 1, "schema_version": 3,
+        "solution": False, "task": False}
+    assert "".join(answer["source"]) == "Why?\nYOUR ANSWER HERE\n"
+    assert "nbgrader" not in nb["cells"][0]["metadata"] and "jupytext" not in nb["metadata"]
+    key = json.loads(assignment_notebook(src, solutions=True))
+    assert "y = x * 3" in "".join(key["cells"][1]["source"])
+
+
+def test_a_notebook_without_graded_cells_is_refused(tmp_path):
+    src = tmp_path / "nb.ipynb"
+    src.write_text(json.dumps({"cells": [{"cell_type": "code", "metadata": {}, "outputs": [],
+                                          "execution_count": None, "source": ["x = 1"]}],
+                               "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    with pytest.raises(ValueError, match="needs solution cells and graded cells, found 0 and 0"):
+        assignment_notebook(src)
+
+
+@pytest.mark.parametrize("name", list(ASSIGNMENTS))
+def test_the_workspace_carries_its_notebook_with_stubs_and_locked_tests(workspaces, name):
+    nb_name = ASSIGNMENTS[name].notebook
+    path = workspaces[name, "fresh"] / "notebooks" / f"{nb_name}.ipynb"
+    assert path.is_file(), f"notebooks/{nb_name}.ipynb was not carried into the workspace"
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    text = json.dumps(nb)
+    assert "### BEGIN SOLUTION" not in text
+    meta = [c["metadata"].get("nbgrader") for c in nb["cells"]]
+    solutions = [c for c, m in zip(nb["cells"], meta) if m and m["solution"]]
+    graded = [m for m in meta if m and m["grade"]]
+    assert solutions and graded and all(m["locked"] for m in graded)
+    assert all("raise NotImplementedError()" in "".join(c["source"]) for c in solutions
+               if c["cell_type"] == "code")
