@@ -19,3 +19,10 @@ def test_readme_opens_with_install_and_test_commands_that_ci_runs():
     ci_lines = [ln.strip() for ln in (ROOT / ".ci" / "run").read_text().splitlines()]
     assert install in ci_lines and test in ci_lines
     assert ci_lines.index(install) < ci_lines.index(test)
+
+
+def test_ci_builds_the_docs_strictly_with_the_docs_extra():
+    ci_lines = [ln.strip() for ln in (ROOT / ".ci" / "run").read_text().splitlines()]
+    assert 'python -m pip install -e ".[docs]"' in ci_lines
+    assert any(ln.startswith("mkdocs build --strict") for ln in ci_lines)
+    assert ci_lines[-1] == readme_setup_commands()[1]  # the test run's summary closes CI
