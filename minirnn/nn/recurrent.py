@@ -46,8 +46,9 @@ class Recurrent(Module):
             self.register(f"{layer}.Wh", rng.uniform(-bound, bound, (H, k * H)))
             biases = ("bx", "bh") if cell == "gru" else ("b",)
             for b in biases:
-                # PyTorch keeps two LSTM/RNN biases that always add up; one with the
-                # range of their sum has the same distribution of a_t's offset.
+                # PyTorch keeps two LSTM/RNN biases that always add up; one bias drawn
+                # uniformly over the range of their sum keeps that range (their sum
+                # itself is triangular, not uniform).
                 scale = 1 if cell == "gru" else 2
                 self.register(f"{layer}.{b}", rng.uniform(-scale * bound, scale * bound, k * H))
         self.dropout = self.add("dropout", Dropout(dropout, seed=seed + 1))
