@@ -83,12 +83,11 @@ def evaluate(model, inputs, targets):
 
 def plot_prediction(model, inputs, targets, out_path, index=0, title=None):
     """Draw one sequence: the input frames, the true future and the model's prediction."""
-    from .viz import _pyplot, save_figure
+    from .viz import new_figure, save_figure
     probs = predict_probs(model, inputs[index:index + 1])[0, :, 0]  # (n_out, H, W)
     frames_in, frames_true = inputs[index, :, 0], targets[index, :, 0]
     cols = max(len(frames_in), len(frames_true))
-    plt = _pyplot()
-    fig, axes = plt.subplots(3, cols, figsize=(1.2 * cols, 4.0), dpi=110, squeeze=False)
+    fig, axes = new_figure(3, cols, figsize=(1.2 * cols, 4.0), dpi=110, squeeze=False)
     rows = (("input", frames_in), ("true", frames_true), ("predicted", probs))
     for r, (label, frames) in enumerate(rows):
         for c in range(cols):

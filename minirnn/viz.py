@@ -27,21 +27,22 @@ def read_metrics(path):
     return records
 
 
-def _pyplot():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
+def new_figure(nrows=1, ncols=1, **kwargs):
+    """``(fig, axes)`` as from pyplot's ``subplots``, but a bare ``matplotlib.figure.Figure``:
+    no pyplot, no GUI backend and no global state, so drawing a PNG from a script, a
+    test or a notebook never changes how that notebook shows its own plots."""
+    from matplotlib.figure import Figure
+    squeeze = kwargs.pop("squeeze", True)
+    fig = Figure(**kwargs)
+    return fig, fig.subplots(nrows, ncols, squeeze=squeeze)
 
 
 def save_figure(fig, out_path):
-    """Lay out, write to ``out_path`` (making its folder), close; returns the path."""
-    plt = _pyplot()
+    """Lay out and write to ``out_path`` (making its folder); returns the path."""
     fig.tight_layout()
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_path)
-    plt.close(fig)
     return out_path
 
 
@@ -57,8 +58,7 @@ def plot_training(runs, out_path, title=None, x="step"):
         raise ValueError(f"plot_training: x must be 'step' or 'time', got {x!r}")
     if not isinstance(runs, dict):
         runs = {Path(runs).name if Path(runs).is_dir() else Path(runs).parent.name: runs}
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
+    fig, ax = new_figure(figsize=(8, 4.5), dpi=110)
     key = "step" if x == "step" else "train_time"
     for i, (label, run) in enumerate(runs.items()):
         records = read_metrics(run)
@@ -108,8 +108,7 @@ def plot_attention(weights, source, output, out_path, title=None):
         raise ValueError(f"plot_attention: {len(src)} source labels for {w.shape[1]} columns")
     out = (out + ["<eos>"])[: w.shape[0]]
     w = w[: len(out), : len(src)]
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(0.32 * len(src) + 1.8, 0.32 * len(out) + 1.4), dpi=120)
+    fig, ax = new_figure(figsize=(0.32 * len(src) + 1.8, 0.32 * len(out) + 1.4), dpi=120)
     ax.imshow(w, cmap="viridis", vmin=0.0, vmax=max(float(w.max()), 1e-9), aspect="equal")
     ax.set_xticks(range(len(src)), [c if c != " " else "␣" for c in src], fontsize=9)
     ax.set_yticks(range(len(out)), out, fontsize=9)
