@@ -128,3 +128,19 @@ def test_bad_settings_are_refused_with_the_argument_named():
         nn.LSTM(3, 0)
     with pytest.raises(ValueError, match=r"state arrays must have shape \(L, N, H\) = \(1, 2, 4\)"):
         nn.GRU(3, 4).forward(np.zeros((2, 5, 3), np.float32), (np.zeros((1, 3, 4), np.float32),))
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_a_float64_model_gets_float64_states_whatever_the_default_dtype(cell):
+    from minirnn.nn import ConvLSTM, Recurrent
+    backend.set_default_dtype("float64")
+    try:
+        rnn = Recurrent(cell, 3, 4, num_layers=2)
+        conv = ConvLSTM(1, 2, kernel_size=3)
+    finally:
+        backend.set_default_dtype("float32")
+    hs, state = rnn.forward(np.ones((2, 5, 3)))
+    assert hs.dtype == np.float64 and all(s.dtype == np.float64 for s in state)
+    assert all(s.dtype == np.float64 for s in conv.initial_state(2, 4, 4))
+    hs, _ = conv.forward(np.ones((2, 3, 1, 4, 4)))
+    assert hs.dtype == np.float64

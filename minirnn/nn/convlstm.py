@@ -79,9 +79,12 @@ class ConvLSTM(Module):
         self._caches = []
 
     def initial_state(self, N, H, W, xp=None):
-        xp = backend.xp if xp is None else xp
+        """Zeros h and c of shape (L, N, F, H, W), on the weights' array module and in
+        their dtype."""
+        w = next(iter(self.params.values()))
+        xp = backend.get_array_module(w) if xp is None else xp
         shape = (self.num_layers, N, self.hidden_channels, H, W)
-        return tuple(xp.zeros(shape, dtype=backend.default_dtype()) for _ in range(2))
+        return tuple(xp.zeros(shape, dtype=w.dtype) for _ in range(2))
 
     def forward(self, x, state=None):
         """x: (N, T, C, H, W) -> hs (N, T, F, H, W) of the top layer, and (h, c) at the end."""

@@ -59,9 +59,12 @@ class Recurrent(Module):
         return 2 if self.cell == "lstm" else 1
 
     def initial_state(self, batch_size, xp=None):
-        xp = backend.xp if xp is None else xp
+        """Zeros of shape (L, N, H) (h, and c for the LSTM), on the weights' array module
+        and in their dtype (a float64 model gets float64 states whatever the default)."""
+        w = self.params["0.Wx"]
+        xp = backend.get_array_module(w) if xp is None else xp
         shape = (self.num_layers, batch_size, self.hidden_size)
-        return tuple(xp.zeros(shape, dtype=backend.default_dtype()) for _ in range(self.n_state))
+        return tuple(xp.zeros(shape, dtype=w.dtype) for _ in range(self.n_state))
 
     def _weights(self, layer):
         p = self.params
