@@ -369,3 +369,47 @@ def check_params(params, grads, loss, *, op="model", tol=1e-6, h=DEFAULT_STEP):
         num = numerical_gradient(lambda: np.asarray(loss(False)), p, np.ones(()), h)
         report.results.append(GradResult(op, k, rel_error(analytic[k], num), tol))
     return report
+
+
+# --------------------------------------------------------------------------------------
+# How far back a gradient reaches
+# --------------------------------------------------------------------------------------
+
+_STEPS = {  # cell -> (step forward, step backward, number of state arrays)
+    "rnn": (F.rnn_step_forward, F.rnn_step_backward, 1),
+    "lstm": (F.lstm_step_forward, F.lstm_step_backward, 2),
+    "gru": (F.gru_step_forward, F.gru_step_backward, 1),
+}
+
+
+def gradient_norms_through_time(cell, x, weights, dh_last):
+    """``||dL/dh_t||`` at every distance ``k = T-1-t`` from a loss that reads only the
+    last hidden state: the picture of vanishing and exploding gradients.
+
+    cell: "rnn", "lstm" or "gru"; x: (N, T, D) inputs;
+    weights: the cell's weights in DESIGN's order, ``(Wx, Wh, b)`` or for the GRU
+        ``(Wx, Wh, bx, bh)``; dh_last: (N, H) the gradient arriving at h_{T-1}.
+    Runs the step functions forward from zero states, then backward one step at a
+    time, the LSTM's dc starting at zero, and records the norm of the carried dL/dh_t
+    over the whole batch.
+    Returns ``(norms, caches)``: norms (T + 1,), entry k for h_{T-1-k} (k = T is the
+    initial state); caches: the T step caches, to look at the gates.
+    """
+    if cell not in _STEPS:
+        raise ValueError(f"gradient_norms_through_time: cell must be one of "
+                         f"{', '.join(_STEPS)}, got {cell!r}")
+    forward, backward, n_state = _STEPS[cell]
+    N, T = x.shape[0], x.shape[1]
+    H = weights[1].shape[0]
+    state = tuple(np.zeros((N, H), dtype=x.dtype) for _ in range(n_state))
+    caches = []
+    for t in range(T):
+        *state, cache = forward(x[:, t], *state, *weights)
+        caches.append(cache)
+    dstate = (dh_last,) + tuple(np.zeros_like(dh_last) for _ in range(n_state - 1))
+    norms = [np.linalg.norm(dh_last)]
+    for cache in reversed(caches):
+        grads = backward(*dstate, cache)  # (dx, dh_prev[, dc_prev], dW...)
+        dstate = grads[1:1 + n_state]
+        norms.append(np.linalg.norm(dstate[0]))
+    return np.array(norms), caches

@@ -360,7 +360,9 @@ assert report.passed
 # norm 1), and we go back one step at a time with `rnn_step_backward`, recording
 # $\lVert \partial L / \partial h_t \rVert$ (over the whole batch) at distance
 # $k = T-1-t$ from the loss; $k = T$ is the initial state. $\mathit{Wh}$ is one random
-# matrix rescaled to each spectral radius.
+# matrix rescaled to each spectral radius. `gradcheck.gradient_norms_through_time` does
+# the bookkeeping: it runs `rnn_step_forward` over the 50 steps from a zero state,
+# then `rnn_step_backward` one step at a time, keeping the norm of each carried `dh_prev`.
 
 # %%
 H_big, D_big, T_long, N_big = 32, 8, 50, 8
@@ -380,16 +382,8 @@ def with_spectral_radius(W, rho):
 
 def rnn_grad_norms(Wh_):
     """||dL/dh_t|| for distances k = 0..T from a loss that reads only the last state."""
-    h_, caches = np.zeros((N_big, H_big)), []
-    for t in range(T_long):
-        h_, cache_ = F.rnn_step_forward(X_long[:, t], h_, Wx_big, Wh_, b_big)
-        caches.append(cache_)
-    dh_ = dh_last
-    norms = [np.linalg.norm(dh_)]
-    for cache_ in reversed(caches):
-        _, dh_, _, _, _ = F.rnn_step_backward(dh_, cache_)  # dh_ is now dL/dh_{t-1}
-        norms.append(np.linalg.norm(dh_))
-    return np.array(norms)
+    weights = (Wx_big, Wh_, b_big)
+    return gradcheck.gradient_norms_through_time("rnn", X_long, weights, dh_last)[0]
 
 
 radii = [0.5, 1.0, 1.5, 2.0, 3.0]

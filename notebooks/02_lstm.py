@@ -312,32 +312,17 @@ Wh_lstm = rng_lstm.standard_normal((H_big, 4 * H_big)) / np.sqrt(H_big)
 
 def rnn_grad_norms():
     """||dL/dh_t|| for distances k = 0..T from a loss that reads only the last state."""
-    h_, caches = np.zeros((N_big, H_big)), []
-    for t in range(T_long):
-        h_, cache_ = F.rnn_step_forward(X_long[:, t], h_, Wx_rnn, Wh_rnn, np.zeros(H_big))
-        caches.append(cache_)
-    dh_, norms = dh_last, [np.linalg.norm(dh_last)]
-    for cache_ in reversed(caches):
-        _, dh_, _, _, _ = F.rnn_step_backward(dh_, cache_)
-        norms.append(np.linalg.norm(dh_))
-    return np.array(norms)
+    weights = (Wx_rnn, Wh_rnn, np.zeros(H_big))
+    return gradcheck.gradient_norms_through_time("rnn", X_long, weights, dh_last)[0]
 
 
 def lstm_grad_norms(b_f):
     """Same for the LSTM with forget bias b_f; also returns the mean forget gate."""
     b_ = np.zeros(4 * H_big)
     b_[H_big:2 * H_big] = b_f
-    h_, c_, caches = np.zeros((N_big, H_big)), np.zeros((N_big, H_big)), []
-    for t in range(T_long):
-        h_, c_, cache_ = F.lstm_step_forward(X_long[:, t], h_, c_, Wx_lstm, Wh_lstm, b_)
-        caches.append(cache_)
-    dh_, dc_ = dh_last, np.zeros((N_big, H_big))  # the loss reads h_{T-1} only
-    norms = [np.linalg.norm(dh_)]
-    for cache_ in reversed(caches):
-        _, dh_, dc_, _, _, _ = F.lstm_step_backward(dh_, dc_, cache_)
-        norms.append(np.linalg.norm(dh_))
-    mean_f = np.mean([cache_.gates[:, H_big:2 * H_big] for cache_ in caches])
-    return np.array(norms), mean_f
+    norms, caches = gradcheck.gradient_norms_through_time(
+        "lstm", X_long, (Wx_lstm, Wh_lstm, b_), dh_last)
+    return norms, np.mean([cache_.gates[:, H_big:2 * H_big] for cache_ in caches])
 
 
 k = np.arange(T_long + 1)

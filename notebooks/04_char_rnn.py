@@ -39,14 +39,13 @@
 
 # %%
 import html
-import io
 import math
 import os
 import tempfile
 
 import matplotlib.pyplot as plt
 import numpy as np
-from IPython.display import HTML, Image, display
+from IPython.display import HTML, display
 
 from minirnn.data import load_corpus
 from minirnn.generate import filter_logits, sample
@@ -57,13 +56,6 @@ FAST = os.environ.get("MINIRNN_FAST") == "1"
 RUN_DIR = tempfile.mkdtemp(prefix="minirnn-04-")
 
 
-def show(fig):
-    """Display a figure as a PNG and close it, so that it shows the same in Jupyter, in
-    the rendered docs and under nbmake."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    display(Image(buf.getvalue()))
 
 
 print("fast setting" if FAST else "full setting", "| run directory:", RUN_DIR)
@@ -133,7 +125,7 @@ ax.set_ylabel("nats per character")
 ax.set_ylim(0, 4.5)
 ax.grid(alpha=0.3)
 ax.legend()
-show(fig)
+plt.show()
 
 # %% [markdown]
 # The first drop is the model learning character frequencies: spaces, `e`, `t`. After
@@ -180,7 +172,7 @@ for ax, (name, kw) in zip(axes, settings):
     ax.set_xticks(range(len(top)), labels, fontsize=8)
     ax.set_title(f"{name}: {np.count_nonzero(p > 1e-3)} chars with p > 0.001", fontsize=9)
 axes[0].set_ylabel(f"p(next | {prompt[-8:]!r})")
-show(fig)
+plt.show()
 
 # %% [markdown]
 # Now whole samples, all from the same prompt and the same seed, so the differences
@@ -295,7 +287,7 @@ for ax, (name, unit) in zip(axes, best.items()):
     ax.legend(loc="upper right", fontsize=8)
     ax.grid(alpha=0.3)
 axes[-1].set_xlabel("character of the passage")
-show(fig)
+plt.show()
 
 # %% [markdown]
 # After the full three-minute run, both correlations are typically around 0.9 (the

@@ -64,12 +64,10 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import datetime
-import io
 import tempfile
 
 import matplotlib.pyplot as plt
 import numpy as np
-from IPython.display import Image, display
 
 from minirnn import functional as F
 from minirnn import gradcheck
@@ -80,13 +78,6 @@ FAST = os.environ.get("MINIRNN_FAST") == "1"
 RUN_DIR = tempfile.mkdtemp(prefix="minirnn-05-")
 
 
-def show(fig):
-    """Display a figure as a PNG and close it, so that it shows the same in Jupyter, in
-    the rendered docs and under nbmake."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    display(Image(buf.getvalue()))
 
 
 print("fast setting" if FAST else "full setting", "| run directory:", RUN_DIR)
@@ -344,7 +335,7 @@ for ax, source, output in zip(axes, examples, outputs):
     ax.set_xlabel("source")
     ax.set_title(f"{source!r} -> {output!r}", fontsize=9)
 axes[0].set_ylabel("output")
-show(fig)
+plt.show()
 
 # %% [markdown]
 # ### Greedy decoding and beam search

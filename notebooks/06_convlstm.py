@@ -53,12 +53,10 @@ import os
 # This must be set before NumPy loads.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import io
 import tempfile
 
 import matplotlib.pyplot as plt
 import numpy as np
-from IPython.display import Image, display
 
 from minirnn import backend, gradcheck
 from minirnn.convlstm_train import ConvLSTMConfig, predict_probs, train_convlstm
@@ -70,13 +68,6 @@ FAST = os.environ.get("MINIRNN_FAST") == "1"
 RUN_DIR = tempfile.mkdtemp(prefix="minirnn-06-")
 
 
-def show(fig):
-    """Display a figure as a PNG and close it, so that it shows the same in Jupyter, in
-    the rendered docs and under nbmake."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    display(Image(buf.getvalue()))
 
 
 print("fast setting" if FAST else "full setting", "| run directory:", RUN_DIR)
@@ -104,7 +95,7 @@ for n in range(3):
         if n == 0:
             ax.set_title(f"t={t + 1}", fontsize=8)
 fig.suptitle("three sequences: 10 input frames (grey), then the 5 frames to predict", fontsize=10)
-show(fig)
+plt.show()
 
 # %% [markdown]
 # ## How good is good? Two baselines
@@ -203,7 +194,7 @@ ax.set_ylabel("BCE per pixel")
 ax.set_ylim(0, max(copy_bce, max(train_loss[:5])) * 1.05)
 ax.grid(alpha=0.3)
 ax.legend()
-show(fig)
+plt.show()
 
 # %% [markdown]
 # The training loss is unclipped and measured on a fresh batch each step, while the
@@ -232,7 +223,7 @@ for k, n in enumerate(show_idx):
             ax.set_yticks([])
             ax.set_title(f"t={first + t}", fontsize=7)
         axes[3 * k + r, 0].set_ylabel(f"#{n} {label}", fontsize=8)
-show(fig)
+plt.show()
 
 # %% [markdown]
 # ## The score, frame by frame

@@ -82,3 +82,33 @@ def test_rel_error_is_scale_free_and_symmetric():
     assert gradcheck.rel_error(np.zeros(3), np.zeros(3)) == 0.0
     with pytest.raises(ValueError, match="same shape"):
         gradcheck.rel_error(np.zeros(3), np.zeros(4))
+
+
+@pytest.mark.parametrize("cell, k", [("rnn", 1), ("lstm", 4), ("gru", 3)])
+def test_gradient_norms_through_time_agree_with_the_sequence_backward(cell, k):
+    """Entry T-1-t of the norms is ||dL/dh_t|| for the loss sum(h_{T-1} * dh_last): the dh0
+    of the sequence backward run over the inputs after t, from the state the inputs up to
+    t leave behind."""
+    rng = np.random.default_rng(0)
+    N, T, D, H = 2, 6, 3, 4
+    x = rng.standard_normal((N, T, D))
+    weights = (rng.standard_normal((D, k * H)), rng.standard_normal((H, k * H)),
+               *(rng.standard_normal(k * H) for _ in range(2 if cell == "gru" else 1)))
+    dh_last = rng.standard_normal((N, H))
+    norms, caches = gradcheck.gradient_norms_through_time(cell, x, weights, dh_last)
+    assert norms.shape == (T + 1,) and len(caches) == T
+    assert norms[0] == pytest.approx(np.linalg.norm(dh_last), rel=1e-12)
+    forward, backward = getattr(F, f"{cell}_forward"), getattr(F, f"{cell}_backward")
+    zeros = [np.zeros((N, H))] * (2 if cell == "lstm" else 1)
+    for t in range(-1, T - 1):  # t = -1: the initial state
+        state = zeros
+        if t >= 0:
+            out = forward(x[:, :t + 1], *zeros, *weights)
+            state = [out[0][:, -1]] + ([out[1]] if cell == "lstm" else [])
+        out = forward(x[:, t + 1:], *state, *weights)
+        dhs = np.zeros((N, T - 1 - t, H))
+        dhs[:, -1] = dh_last
+        dh_t = backward(dhs, out[-1])[1]
+        assert norms[T - 1 - t] == pytest.approx(np.linalg.norm(dh_t), rel=1e-10)
+    with pytest.raises(ValueError, match="cell must be one of rnn, lstm, gru, got 'tanh'"):
+        gradcheck.gradient_norms_through_time("tanh", x, weights, dh_last)
