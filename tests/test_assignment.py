@@ -313,3 +313,28 @@ def test_the_workspace_carries_its_notebook_with_stubs_and_locked_tests(workspac
     assert solutions and graded and all(m["locked"] for m in graded)
     assert all("raise NotImplementedError()" in "".join(c["source"]) for c in solutions
                if c["cell_type"] == "code")
+
+
+@pytest.mark.parametrize("name", list(ASSIGNMENTS))
+def test_the_workspace_notebook_runs_with_the_answers_and_stops_at_the_first_stub_without(
+        workspaces, name, monkeypatch):
+    """The answer key's notebook runs top to bottom on its own package (fast setting);
+    the student's stops with NotImplementedError in a solution cell, not before."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    monkeypatch.setenv("MINIRNN_FAST", "1")
+    notebook = f"{ASSIGNMENTS[name].notebook}.ipynb"
+    for kind in ("key", "fresh"):
+        ws = workspaces[name, kind]
+        monkeypatch.setenv("PYTHONPATH", str(ws))  # the kernel imports the workspace's minirnn
+        nb = nbformat.read(ws / "notebooks" / notebook, as_version=4)
+        client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
+                                         resources={"metadata": {"path": str(ws / "notebooks")}})
+        if kind == "key":
+            client.execute()
+            continue
+        with pytest.raises(nbclient.exceptions.CellExecutionError) as failure:
+            client.execute()
+        assert "NotImplementedError" in str(failure.value)
+        ran = [c for c in nb.cells if c.cell_type == "code" and c.get("execution_count")]
+        assert ran[-1].metadata["nbgrader"]["solution"] is True
