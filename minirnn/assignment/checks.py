@@ -228,9 +228,15 @@ class GradedTest:
 
 
 def _shape_text(op, k):
-    names = ("N", "S", "Hq", "Hk", "A", "masked") if op.name == "additive_attention" \
-        else ("N", "T", "D", "H")
-    return ", ".join(f"{n}={v}" for n, v in zip(names, op.cases[k]))
+    """The sizes of case k as a student would write them, e.g. ``N=2, D=4, H=5``."""
+    if op.name == "additive_attention":
+        names = ("N", "S", "Hq", "Hk", "A", "masked")
+    else:
+        names = ("N", "T", "D", "H")
+    sizes = dict(zip(names, op.cases[k]))
+    if op.name.endswith("_step"):
+        del sizes["T"]  # a step has no time axis
+    return ", ".join(f"{n}={v}" for n, v in sizes.items())
 
 
 def _compare(what, got, want, tol, op, k):
@@ -270,9 +276,17 @@ def _check_gradients(impl, data, op, k):
     if len(grads) != len(op.grads):
         raise GradedTestFailure(f"{op.backward_fn} returned {len(grads)} gradients, expected "
                                 f"{len(op.grads)}: {', '.join(op.grads)}")
+    wrong = []  # every gradient that differs, so one run shows them all
     for name, g in zip(op.grads, grads):
-        _compare(f"{op.backward_fn}: {name}", g, data[f"{op.name}/{k}/grad/{name}"],
-                 VALUE_TOL, op, k)
+        want = data[f"{op.name}/{k}/grad/{name}"]
+        if np.shape(g) != want.shape:
+            wrong.append(f"{name} has shape {np.shape(g)}, expected {want.shape}")
+        elif not gradcheck.rel_error(g, want) <= VALUE_TOL:
+            wrong.append(f"{name} (relative error {gradcheck.rel_error(g, want):.1e})")
+    if wrong:
+        raise GradedTestFailure(f"{op.backward_fn}: differs from the reference gradients: "
+                                f"{', '.join(wrong)}; tolerance {VALUE_TOL:.0e} "
+                                f"({_shape_text(op, k)})")
     # Centred differences of the student's own forward pass, for every input.
     failed = []
     for (name, x), gname, g in zip(arrays.items(), op.grads, grads):

@@ -90,6 +90,7 @@ def make_workspace(name, out, *, solutions=False, notebooks=None):
 
     (out / "README.md").write_text(_README.format(
         name=name, module=a.module, title=a.title, notebook=a.notebook,
+        first=checks.functions(name)[0][0],
         functions="\n".join(f"- `{fn}` ({p} points)" for fn, p in checks.functions(name))),
         encoding="utf-8")
     (out / "setup.cfg").write_text(_SETUP_CFG.format(name=name), encoding="utf-8")
@@ -252,11 +253,11 @@ Write the missing code in `minirnn/functional/{module}.py`: every
 {functions}
 
 The tests in `tests/test_{name}.py` are the graded ones. Each forward function is
-checked against reference values (every output, N = T = D = H = 1 and non-square
-shapes, and float32 in -> float32 out); each backward function against the reference
+checked against reference values (every output, on the smallest shapes, every size 1,
+and on non-square ones, and float32 in -> float32 out); each backward function against the reference
 gradients and by a gradient check of every input and parameter against centred
 differences of your own forward pass (float64, relative error <= 1e-7). Run one with
-`python -m pytest -k {name}_step_forward` (or any part of a test's name) and read the
+`python -m pytest -k {first}` (or any part of a test's name) and read the
 message of the first failure.
 
 `notebooks/{notebook}.ipynb` walks through the equations step by step; its cells marked
