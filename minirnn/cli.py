@@ -191,7 +191,8 @@ def _cmd_assignment_grade(args):
     from .assignment.workspace import grade_workspace
 
     try:
-        report = grade_workspace(args.folder, timeout=args.timeout)
+        report = grade_workspace(args.folder, timeout=args.timeout,
+                                 assignment=args.assignment)
         print(report)
         if args.json:
             from pathlib import Path
@@ -332,6 +333,9 @@ def build_parser():
                                           "a score per function and a total")
     ag.add_argument("folder")
     ag.add_argument("--json", metavar="FILE", default=None, help="also write the grades here")
+    ag.add_argument("--assignment", choices=list(ASSIGNMENTS), default=None,
+                    help="which assignment, for a folder without the workspace's "
+                         ".minirnn-assignment.json (only the student's minirnn/ collected)")
     ag.add_argument("--timeout", type=float, default=600,
                     help="seconds before the student's code is stopped (default 600)")
     ag.set_defaults(func=_cmd_assignment_grade)

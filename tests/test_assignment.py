@@ -338,3 +338,27 @@ def test_the_workspace_notebook_runs_with_the_answers_and_stops_at_the_first_stu
         assert "NotImplementedError" in str(failure.value)
         ran = [c for c in nb.cells if c.cell_type == "code" and c.get("execution_count")]
         assert ran[-1].metadata["nbgrader"]["solution"] is True
+
+
+def test_a_collected_package_alone_is_graded_when_the_assignment_is_named(workspaces, tmp_path):
+    import shutil
+    shutil.copytree(workspaces["gru", "key"] / "minirnn", tmp_path / "bob" / "minirnn")
+    r = cli("assignment", "grade", str(tmp_path / "bob"))
+    assert r.returncode == 1 and "name the assignment with --assignment" in r.stderr
+    r = cli("assignment", "grade", str(tmp_path / "bob"), "--assignment", "gru")
+    assert r.returncode == 0, r.stderr
+    assert "10.00 / 10  (100%)" in r.stdout
+
+
+def test_a_student_function_that_exits_costs_only_its_own_tests(workspaces, tmp_path):
+    ws = _copy_workspace(workspaces["rnn", "key"], tmp_path / "ws")
+    path = ws / "minirnn" / "functional" / "rnn.py"
+    text = path.read_text()
+    marker = "    ### BEGIN SOLUTION\n    x, h_prev, Wx, Wh, h = cache\n"
+    assert marker in text
+    path.write_text(text.replace(marker, "    ### BEGIN SOLUTION\n    raise SystemExit(3)\n"
+                                         "    x, h_prev, Wx, Wh, h = cache\n"))
+    report = grade_workspace(ws)
+    assert [(f, p) for f, p, _, _, _ in report.rows] == [
+        ("rnn_step_forward", 5), ("rnn_step_backward", 0), ("rnn_forward", 5), ("rnn_backward", 5)]
+    assert report.earned == 7

@@ -375,7 +375,7 @@ def run_tests(assignment, impl, data, function=None):
         try:
             with np.errstate(all="ignore"):
                 test.run(impl, data)
-        except Exception as e:  # noqa: BLE001 - a student's code may raise anything
+        except (Exception, SystemExit) as e:  # noqa: BLE001 - a student's code may raise anything
             first = str(e).strip().splitlines()
             outcomes.append(Outcome(test.id, test.function, False, type(e).__name__,
                                     first[0] if first else ""))

@@ -185,7 +185,8 @@ def read_manifest(folder):
     path = folder / MANIFEST
     if not path.is_file():
         raise ValueError(f"{str(folder)!r} is not a workspace made by `minirnn assignment make` "
-                         f"(it has no {MANIFEST})")
+                         f"(it has no {MANIFEST}); if it holds a student's minirnn/ "
+                         "package, name the assignment with --assignment")
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
         get(manifest["assignment"])
@@ -194,15 +195,19 @@ def read_manifest(folder):
     return manifest
 
 
-def grade_workspace(folder, timeout=600):
+def grade_workspace(folder, timeout=600, assignment=None):
     """Run the teacher's graded tests against the workspace ``folder``'s package.
 
+    assignment: the assignment's name, needed only when the folder has no manifest
+        (say, only the student's ``minirnn/`` was collected).
     The tests and the reference values come from the installed library, never from the
     workspace; the student's code runs in a child process (stopped after ``timeout``
     seconds), so a crash or an endless loop costs only its own tests.
     """
     folder = Path(folder).resolve()
-    name = read_manifest(folder)["assignment"]
+    if not folder.is_dir():
+        raise ValueError(f"{str(folder)!r} is not a folder")
+    name = assignment if assignment is not None else read_manifest(folder)["assignment"]
     a = get(name)
     if not (folder / "minirnn" / "functional" / f"{a.module}.py").is_file():
         raise ValueError(f"{folder} has no minirnn/functional/{a.module}.py to grade")
