@@ -362,3 +362,23 @@ def test_a_student_function_that_exits_costs_only_its_own_tests(workspaces, tmp_
     assert [(f, p) for f, p, _, _, _ in report.rows] == [
         ("rnn_step_forward", 5), ("rnn_step_backward", 0), ("rnn_forward", 5), ("rnn_backward", 5)]
     assert report.earned == 7
+
+
+def test_a_make_that_fails_half_way_leaves_nothing_behind(tmp_path):
+    bad = tmp_path / "nbs"
+    bad.mkdir()
+    (bad / "01_vanilla_rnn.ipynb").write_text(json.dumps(
+        {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    r = cli("assignment", "make", "rnn", "--out", str(tmp_path / "hw"), "--notebooks", str(bad))
+    assert r.returncode == 1 and "needs solution cells and graded cells" in r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["nbs"]
+    made = make_workspace("rnn", tmp_path / "ok")
+    assert made["notebook"] == tmp_path / "ok" / "notebooks" / "01_vanilla_rnn.ipynb"
+    assert (tmp_path / "ok").stat().st_mode & 0o777 == 0o777 & ~_umask()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["nbs", "ok"]
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -59,7 +60,30 @@ def make_workspace(name, out, *, solutions=False, notebooks=None):
         raise ValueError(f"{source} has no {'### BEGIN SOLUTION'!r} regions to hand out")
     notes = []
 
-    out.mkdir(parents=True, exist_ok=True)
+    # Everything is written into a fresh folder beside ``out`` and moved into place at the
+    # end, so a failure half-way leaves no half-made workspace behind.
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    staging.chmod(0o777 & ~umask)  # mkdtemp's folder is private; a workspace is not
+    try:
+        nb_dest = _write_workspace(a, staging, source, solutions, notebooks, notes)
+        if out.exists():
+            out.rmdir()  # checked empty above
+        staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if nb_dest is not None:
+        nb_dest = out / nb_dest.relative_to(staging)
+    return {"out": out, "stripped": 0 if solutions else stripped, "notebook": nb_dest,
+            "notes": notes}
+
+
+def _write_workspace(a, staging, source, solutions, notebooks, notes):
+    """The workspace's files, written into ``staging``; returns the notebook's path or None."""
+    name = a.name
     for path in sorted(PACKAGE.rglob("*.py")):
         rel = path.relative_to(PACKAGE)
         if "__pycache__" in rel.parts:
@@ -67,11 +91,11 @@ def make_workspace(name, out, *, solutions=False, notebooks=None):
         text = path.read_text(encoding="utf-8")
         if path == source and not solutions:
             text, _ = strip_solutions(text, f"minirnn/{rel.as_posix()}")
-        dest = out / "minirnn" / rel
+        dest = staging / "minirnn" / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_text(text, encoding="utf-8")
 
-    tests = out / "tests"
+    tests = staging / "tests"
     tests.mkdir()
     reference = importlib.import_module(f"minirnn.functional.{a.module}")
     checks.save_data(tests / f"expected_{name}.npz", checks.reference_data(name, reference))
@@ -81,26 +105,25 @@ def make_workspace(name, out, *, solutions=False, notebooks=None):
     nb_src = Path(notebooks or NOTEBOOKS) / f"{a.notebook}.ipynb"
     nb_dest = None
     if nb_src.is_file():
-        nb_dest = out / "notebooks" / nb_src.name
+        nb_dest = staging / "notebooks" / nb_src.name
         nb_dest.parent.mkdir()
         nb_dest.write_text(assignment_notebook(nb_src, solutions), encoding="utf-8")
     else:
         notes.append(f"no notebook: {nb_src} was not found (pass --notebooks DIR); "
                      "the workspace has the package and the tests only")
 
-    (out / "README.md").write_text(_README.format(
+    (staging / "README.md").write_text(_README.format(
         name=name, module=a.module, title=a.title, notebook=a.notebook,
         first=checks.functions(name)[0][0],
         functions="\n".join(f"- `{fn}` ({p} points)" for fn, p in checks.functions(name))),
         encoding="utf-8")
-    (out / "setup.cfg").write_text(_SETUP_CFG.format(name=name), encoding="utf-8")
-    (out / "pyproject.toml").write_text(_PYPROJECT, encoding="utf-8")
-    (out / MANIFEST).write_text(json.dumps({
+    (staging / "setup.cfg").write_text(_SETUP_CFG.format(name=name), encoding="utf-8")
+    (staging / "pyproject.toml").write_text(_PYPROJECT, encoding="utf-8")
+    (staging / MANIFEST).write_text(json.dumps({
         "assignment": name, "module": a.module, "notebook": a.notebook,
         "solutions": bool(solutions), "minirnn_version": _version()}, indent=2) + "\n",
         encoding="utf-8")
-    return {"out": out, "stripped": 0 if solutions else stripped, "notebook": nb_dest,
-            "notes": notes}
+    return nb_dest
 
 
 def assignment_notebook(path, solutions=False):
