@@ -193,9 +193,11 @@ def load_data(path):
 
 def _case(data, op, k):
     prefix = f"{op.name}/{k}/"
+    # Copies: a student's code that writes into its arguments spoils only this test.
     arrays = {n: data[prefix + "in/" + n].copy() for n in op.inputs}
-    consts = {n[len(prefix) + 6:]: v for n, v in data.items() if n.startswith(prefix + "const/")}
-    douts = tuple(data[prefix + "dout/" + n] for n in op.outputs)
+    consts = {n[len(prefix) + 6:]: v.copy() for n, v in data.items()
+              if n.startswith(prefix + "const/")}
+    douts = tuple(data[prefix + "dout/" + n].copy() for n in op.outputs)
     return arrays, consts, douts
 
 
@@ -272,7 +274,7 @@ def _check_values(impl, data, op, k):
 def _check_gradients(impl, data, op, k):
     arrays, consts, douts = _case(data, op, k)
     outs, cache = op.forward(impl, consts, arrays)
-    grads = op.backward(impl, douts, cache)
+    grads = op.backward(impl, tuple(d.copy() for d in douts), cache)
     if len(grads) != len(op.grads):
         raise GradedTestFailure(f"{op.backward_fn} returned {len(grads)} gradients, expected "
                                 f"{len(op.grads)}: {', '.join(op.grads)}")
