@@ -26,7 +26,7 @@ from . import backend, optim
 from .checkpoint import load_module, save_checkpoint
 from .data.moving import clipped_bce, copy_last_frame_bce, held_out_set, moving_squares
 from .nn import NextFrameModel
-from .train import progress_bar, check_positive
+from .train import check_positive, check_run_budget, progress_bar
 
 CHECKPOINT = "checkpoint.npz"
 FIGURE = "prediction.png"
@@ -59,11 +59,7 @@ class ConvLSTMConfig:
             raise ValueError(f"ConvLSTMConfig: kernel_size must be odd, got {self.kernel_size}")
         if self.n_test > 1000:
             raise ValueError(f"ConvLSTMConfig: n_test must be at most 1000, got {self.n_test}")
-        check_positive(self, ("lr", "clip"), (int, float))
-        check_positive(self, ("steps",), optional=True)
-        check_positive(self, ("time_budget",), (int, float), optional=True)
-        if self.steps is None and self.time_budget is None:
-            self.steps = 2000
+        check_run_budget(self, default_steps=2000)
 
 
 def predict_probs(model, inputs, batch_size=200):

@@ -24,7 +24,7 @@ from . import backend, generate, optim
 from .checkpoint import load_module, save_checkpoint
 from .data.tasks import TASKS, Seq2SeqVocab, TaskData, encode_batch, exact_match
 from .nn import Seq2Seq
-from .train import progress_bar, check_positive
+from .train import check_positive, check_run_budget, progress_bar
 
 CHECKPOINT = "checkpoint.npz"
 
@@ -56,11 +56,7 @@ class Seq2SeqConfig:
             raise ValueError(f"Seq2SeqConfig: cell must be 'lstm' or 'gru', got {self.cell!r}")
         check_positive(self, ("embedding_dim", "hidden_size", "attention_size", "batch_size",
                               "eval_every", "n_train", "n_test"))
-        check_positive(self, ("lr", "clip"), (int, float))
-        check_positive(self, ("steps",), optional=True)
-        check_positive(self, ("time_budget",), (int, float), optional=True)
-        if self.steps is None and self.time_budget is None:
-            self.steps = 3000
+        check_run_budget(self, default_steps=3000)
 
 
 def _device_batch(batch):

@@ -60,6 +60,16 @@ def check_positive(cfg, names, kind=int, optional=False):
                              f"got {v!r}")
 
 
+def check_run_budget(cfg, default_steps):
+    """The settings every trainer's config shares: ``lr`` and ``clip`` > 0, ``steps`` and
+    ``time_budget`` each None or > 0; with neither given, ``default_steps`` steps."""
+    check_positive(cfg, ("lr", "clip"), (int, float))
+    check_positive(cfg, ("steps",), optional=True)
+    check_positive(cfg, ("time_budget",), (int, float), optional=True)
+    if cfg.steps is None and cfg.time_budget is None:
+        cfg.steps = default_steps
+
+
 @dataclass
 class TrainConfig:
     """Every setting of a training run (the CLI's flags map one to one)."""
@@ -91,9 +101,8 @@ class TrainConfig:
     def __post_init__(self):
         check_positive(self, ("hidden_size", "num_layers", "batch_size", "seq_len",
                               "eval_every", "save_every"))
-        check_positive(self, ("lr", "clip"), (int, float))
-        check_positive(self, ("steps", "eval_batches", "embedding_dim"), optional=True)
-        check_positive(self, ("time_budget",), (int, float), optional=True)
+        check_run_budget(self, default_steps=2000)
+        check_positive(self, ("eval_batches", "embedding_dim"), optional=True)
         if self.level not in ("char", "word"):
             raise ValueError(f"TrainConfig: level must be 'char' or 'word', got {self.level!r}")
         if self.cell not in ("rnn", "lstm", "gru"):
@@ -105,8 +114,6 @@ class TrainConfig:
             raise ValueError(f"TrainConfig: dropout must be in [0, 1), got {self.dropout!r}")
         if self.sample_length < 0:
             raise ValueError(f"TrainConfig: sample_length must be >= 0, got {self.sample_length!r}")
-        if self.steps is None and self.time_budget is None:
-            self.steps = 2000
 
 
 class TrainingDiverged(RuntimeError):
