@@ -15,8 +15,24 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import re
 import sys
+
+
+def _errors_in_one_line(prog, errors=(ValueError, OSError)):
+    """Decorate a command so that ``errors`` print as one line, ``prog: message``, and
+    exit with status 1 instead of a traceback."""
+    def wrap(command):
+        @functools.wraps(command)
+        def run(args):
+            try:
+                return command(args)
+            except errors as e:
+                print(f"{prog}: {e}", file=sys.stderr)
+                return 1
+        return run
+    return wrap
 
 
 def _cmd_gradcheck(args):
@@ -86,6 +102,7 @@ def _cmd_sample(args):
     return 0
 
 
+@_errors_in_one_line("minirnn plot", (ValueError, FileNotFoundError))
 def _cmd_plot(args):
     from pathlib import Path
 
@@ -93,12 +110,7 @@ def _cmd_plot(args):
 
     runs = {Path(r).name: r for r in args.runs}
     out = args.output or str(Path(args.runs[0]) / "loss.png")
-    try:
-        path = plot_training(runs, out, x=args.x)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"minirnn plot: {e}", file=sys.stderr)
-        return 1
-    print(path)
+    print(plot_training(runs, out, x=args.x))
     return 0
 
 
@@ -129,24 +141,21 @@ def _cmd_seq2seq_train(args):
     return _train_with(Seq2SeqConfig, train_seq2seq, "minirnn seq2seq train", args)
 
 
+@_errors_in_one_line("minirnn seq2seq translate", (ValueError, TypeError, OSError))
 def _cmd_seq2seq_translate(args):
     from .seq2seq_train import attention_weights, load_seq2seq, translate
 
-    try:
-        if args.beam_width < 1:
-            raise ValueError(f"--beam-width must be at least 1, got {args.beam_width}")
-        model, vocab, _ = load_seq2seq(args.checkpoint)
-        outputs = translate(model, vocab, args.sources, beam_width=args.beam_width)
-        for src, out in zip(args.sources, outputs):
-            print(f"{src}\t{out}" if len(args.sources) > 1 else out)
-        if args.show_attention:
-            from .viz import plot_attention
-            w = attention_weights(model, vocab, args.sources[0], outputs[0])
-            print(plot_attention(w, args.sources[0], outputs[0], args.show_attention,
-                                 title=f"{args.sources[0]} -> {outputs[0]}"), file=sys.stderr)
-    except (ValueError, TypeError, OSError) as e:
-        print(f"minirnn seq2seq translate: {e}", file=sys.stderr)
-        return 1
+    if args.beam_width < 1:
+        raise ValueError(f"--beam-width must be at least 1, got {args.beam_width}")
+    model, vocab, _ = load_seq2seq(args.checkpoint)
+    outputs = translate(model, vocab, args.sources, beam_width=args.beam_width)
+    for src, out in zip(args.sources, outputs):
+        print(f"{src}\t{out}" if len(args.sources) > 1 else out)
+    if args.show_attention:
+        from .viz import plot_attention
+        w = attention_weights(model, vocab, args.sources[0], outputs[0])
+        print(plot_attention(w, args.sources[0], outputs[0], args.show_attention,
+                             title=f"{args.sources[0]} -> {outputs[0]}"), file=sys.stderr)
     return 0
 
 
@@ -166,15 +175,12 @@ def _cmd_assignment_list(args):
     return 0
 
 
+@_errors_in_one_line("minirnn assignment make")
 def _cmd_assignment_make(args):
     from .assignment.workspace import make_workspace
 
-    try:
-        made = make_workspace(args.name, args.out, solutions=args.solutions,
-                              notebooks=args.notebooks)
-    except (ValueError, OSError) as e:
-        print(f"minirnn assignment make: {e}", file=sys.stderr)
-        return 1
+    made = make_workspace(args.name, args.out, solutions=args.solutions,
+                          notebooks=args.notebooks)
     what = "kept (answer key)" if args.solutions else f"{made['stripped']} replaced by stubs"
     print(f"wrote the {args.name!r} workspace to {made['out']}: solution regions {what}")
     if made["notebook"] is not None:
@@ -185,22 +191,18 @@ def _cmd_assignment_make(args):
     return 0
 
 
+@_errors_in_one_line("minirnn assignment grade")
 def _cmd_assignment_grade(args):
     import json
+    from pathlib import Path
 
     from .assignment.workspace import grade_workspace
 
-    try:
-        report = grade_workspace(args.folder, timeout=args.timeout,
-                                 assignment=args.assignment)
-        print(report)
-        if args.json:
-            from pathlib import Path
-            Path(args.json).write_text(json.dumps(report.as_dict(), indent=2) + "\n",
-                                       encoding="utf-8")
-    except (ValueError, OSError) as e:
-        print(f"minirnn assignment grade: {e}", file=sys.stderr)
-        return 1
+    report = grade_workspace(args.folder, timeout=args.timeout, assignment=args.assignment)
+    print(report)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report.as_dict(), indent=2) + "\n",
+                                   encoding="utf-8")
     return 0
 
 

@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import venv
@@ -154,15 +155,9 @@ def test_the_reference_solutions_grade_100_percent(workspaces, name, tmp_path):
     assert "(100%)" in r.stdout
 
 
-def _copy_workspace(src, dst):
-    import shutil
-    shutil.copytree(src, dst)
-    return dst
-
-
 def test_grading_uses_the_teacher_s_tests_not_the_workspace_s(workspaces, tmp_path):
     """A student who edits the tests, the checks or the stored reference values gains nothing."""
-    ws = _copy_workspace(workspaces["rnn", "fresh"], tmp_path / "ws")
+    ws = shutil.copytree(workspaces["rnn", "fresh"], tmp_path / "ws")
     (ws / "minirnn" / "assignment" / "checks.py").write_text(
         (ws / "minirnn" / "assignment" / "checks.py").read_text().replace(
             "    def run(self, impl, data):\n", "    def run(self, impl, data):\n        return\n"))
@@ -174,7 +169,7 @@ def test_grading_uses_the_teacher_s_tests_not_the_workspace_s(workspaces, tmp_pa
 
 def test_one_correct_function_earns_exactly_its_points(workspaces, tmp_path):
     """Partial credit: the step forward written, everything else still a stub."""
-    ws = _copy_workspace(workspaces["rnn", "fresh"], tmp_path / "ws")
+    ws = shutil.copytree(workspaces["rnn", "fresh"], tmp_path / "ws")
     path = ws / "minirnn" / "functional" / "rnn.py"
     text = path.read_text()
     stub = "    # YOUR CODE HERE\n    raise NotImplementedError()\n"
@@ -189,7 +184,7 @@ def test_one_correct_function_earns_exactly_its_points(workspaces, tmp_path):
 
 
 def test_a_package_that_does_not_import_fails_every_test_saying_why(workspaces, tmp_path):
-    ws = _copy_workspace(workspaces["gru", "fresh"], tmp_path / "ws")
+    ws = shutil.copytree(workspaces["gru", "fresh"], tmp_path / "ws")
     path = ws / "minirnn" / "functional" / "gru.py"
     path.write_text(path.read_text() + "\ndef broken(:\n")
     r = cli("assignment", "grade", str(ws))
@@ -199,7 +194,7 @@ def test_a_package_that_does_not_import_fails_every_test_saying_why(workspaces, 
 
 
 def test_an_endless_loop_is_stopped_and_scores_0(workspaces, tmp_path):
-    ws = _copy_workspace(workspaces["rnn", "fresh"], tmp_path / "ws")
+    ws = shutil.copytree(workspaces["rnn", "fresh"], tmp_path / "ws")
     path = ws / "minirnn" / "functional" / "rnn.py"
     path.write_text(path.read_text().replace("    raise NotImplementedError()\n",
                                              "    while True:\n        pass\n", 1))
@@ -341,7 +336,6 @@ def test_the_workspace_notebook_runs_with_the_answers_and_stops_at_the_first_stu
 
 
 def test_a_collected_package_alone_is_graded_when_the_assignment_is_named(workspaces, tmp_path):
-    import shutil
     shutil.copytree(workspaces["gru", "key"] / "minirnn", tmp_path / "bob" / "minirnn")
     r = cli("assignment", "grade", str(tmp_path / "bob"))
     assert r.returncode == 1 and "name the assignment with --assignment" in r.stderr
@@ -351,7 +345,7 @@ def test_a_collected_package_alone_is_graded_when_the_assignment_is_named(worksp
 
 
 def test_a_student_function_that_exits_costs_only_its_own_tests(workspaces, tmp_path):
-    ws = _copy_workspace(workspaces["rnn", "key"], tmp_path / "ws")
+    ws = shutil.copytree(workspaces["rnn", "key"], tmp_path / "ws")
     path = ws / "minirnn" / "functional" / "rnn.py"
     text = path.read_text()
     marker = "    ### BEGIN SOLUTION\n    x, h_prev, Wx, Wh, h = cache\n"

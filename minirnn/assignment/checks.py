@@ -150,15 +150,16 @@ OPS = _ops()
 # Case data: inputs, upstream gradients, and the reference's outputs and gradients
 # --------------------------------------------------------------------------------------
 
+# Each op's cases draw from their own seeds: 1000 * (1 + the op's place in OPS) + k.
+_SEED_BASE = {op.name: 1000 * (1 + i)
+              for i, op in enumerate(op for ops in OPS.values() for op in ops)}
+
+
 def case_inputs(op, k):
     """The inputs, constants and upstream gradients of case ``k`` (fixed by a seed)."""
-    rng = np.random.default_rng(1000 * (1 + list(_all_ops()).index(op.name)) + k)
+    rng = np.random.default_rng(_SEED_BASE[op.name] + k)
     arrays, consts = op.make(rng, op.cases[k])
     return arrays, consts, rng
-
-
-def _all_ops():
-    return {op.name: op for ops in OPS.values() for op in ops}
 
 
 def reference_data(assignment, reference):

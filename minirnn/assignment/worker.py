@@ -33,7 +33,7 @@ def main(argv):
     from minirnn.assignment import checks, get
 
     here = Path(minirnn.__file__).resolve().parent
-    if Path(folder).resolve() in here.parents or here == Path(folder).resolve() / "minirnn":
+    if Path(folder).resolve() in here.parents:
         raise SystemExit("the grader imported the workspace's package as minirnn itself; "
                          "grade from a folder outside the workspace")
     data = checks.load_data(data_path)
