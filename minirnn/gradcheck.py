@@ -20,6 +20,7 @@ import numpy as np  # host-side arithmetic on float64 copies; device arrays go v
 
 from . import backend
 from . import functional as F
+from .functional.cells import CELLS, get_cell
 
 DEFAULT_TOL = 1e-7
 DEFAULT_STEP = 1e-5
@@ -154,66 +155,102 @@ def check_pair(forward, backward, inputs, *, op="op", douts=None, h=DEFAULT_STEP
 # Every functional op as a ready-made check
 # --------------------------------------------------------------------------------------
 
+def _positional(forward, consts, arrays):
+    """Call ``forward(*arrays)``; its last return is the cache, the others the outputs."""
+    *outputs, cache = forward(*arrays.values())
+    return tuple(outputs), cache
+
+
 @dataclass(frozen=True)
 class OpSpec:
-    """How to gradient-check one functional op on random inputs.
+    """One functional forward/backward pair: how to call it and how to make its inputs.
 
-    ``make(rng, N, T, D, H)`` returns ``(inputs, consts)``: the float64 arrays to
-    differentiate and the non-differentiable arguments (ids, targets, masks).
-    ``forward(consts, **inputs) -> (outputs, cache)``; ``backward(douts, cache)``
-    returns one gradient per input, in order.
+    name: the op, e.g. ``"lstm_step"``; forward_fn, backward_fn: the two functions'
+        names, looked up on ``impl`` (``minirnn.functional`` unless a caller passes
+        another module, as grading does with a student's);
+    inputs: the differentiable arguments in DESIGN's order (also the order of the
+        backward's gradients); outputs: the forward's outputs that carry a gradient;
+        grads: the backward's returns;
+    make(rng, N, T, D, H) -> (inputs, consts): float64 host arrays, ``consts`` the
+        arguments not differentiated (ids, targets, masks); how the four sizes are
+        read is the op's own (``sizes`` says it in the op's letters);
+    call_forward(forward, consts, arrays) -> (outputs tuple, cache);
+    call_backward(backward, douts, cache) -> the gradients, one per input;
+    sizes(N, T, D, H) -> dict: the sizes as the op's docstring names them.
     """
     name: str
+    forward_fn: str
+    backward_fn: str
+    inputs: tuple
+    outputs: tuple
+    grads: tuple
     make: Callable
-    forward: Callable
-    backward: Callable
+    call_backward: Callable
+    call_forward: Callable = _positional
+    sizes: Callable = lambda N, T, D, H: {"N": N, "T": T, "D": D, "H": H}  # noqa: E731
+
+    def forward(self, consts, impl=None, **arrays):
+        """Run the forward on ``arrays`` (named as ``inputs``): (outputs tuple, cache)."""
+        impl = F if impl is None else impl
+        return self.call_forward(getattr(impl, self.forward_fn), consts, arrays)
+
+    def backward(self, douts, cache, impl=None):
+        """Run the backward: the gradients, in the order of ``inputs``."""
+        impl = F if impl is None else impl
+        return self.call_backward(getattr(impl, self.backward_fn), douts, cache)
 
 
-def _weights(rng, D, H, k, biases=("b",)):
-    out = {"Wx": rng.standard_normal((D, k * H)) / np.sqrt(D),
-           "Wh": rng.standard_normal((H, k * H)) / np.sqrt(H)}
-    for name in biases:
-        out[name] = 0.5 * rng.standard_normal(k * H)
-    return out
+def _recurrent_specs(cell):
+    """The step and sequence checks of one cell of the table, in DESIGN's argument order.
 
-
-def _recurrent_spec(name, k, states, forward, backward, biases=("b",), sequence=True):
-    """A check for a recurrent op: random x, states and weights in DESIGN's argument order.
-
-    ``backward(douts, cache)`` receives one upstream gradient per output (the LSTM's
-    sequence op has two: dhs and dc_last, so the dc_last path is checked too).
+    The backward receives one upstream gradient per output: the LSTM's sequence op has
+    two, dhs and dc_last, so the dc_last path is checked too.
     """
-    def make(rng, N, T, D, H):
-        x_shape = (N, T, D) if sequence else (N, D)
-        inputs = {"x": rng.standard_normal(x_shape)}
-        inputs.update({s: rng.standard_normal((N, H)) for s in states})
-        inputs.update(_weights(rng, D, H, k, biases))
-        return inputs, {}
+    k = cell.gates
 
-    def run(consts, **arrays):
-        *outputs, cache = forward(**arrays)
-        return tuple(outputs), cache
+    def weights(rng, D, H):
+        out = {"Wx": rng.standard_normal((D, k * H)) / np.sqrt(D),
+               "Wh": rng.standard_normal((H, k * H)) / np.sqrt(H)}
+        out.update({name: 0.5 * rng.standard_normal(k * H) for name in cell.biases})
+        return out
 
-    return OpSpec(name, make, run, backward)
+    def make_step(rng, N, T, D, H):
+        inputs = {"x": rng.standard_normal((N, D))}
+        inputs.update({f"{s}_prev": rng.standard_normal((N, H)) for s in cell.states})
+        return {**inputs, **weights(rng, D, H)}, {}
+
+    def make_sequence(rng, N, T, D, H):
+        inputs = {"x": rng.standard_normal((N, T, D))}
+        inputs.update({f"{s}0": rng.standard_normal((N, H)) for s in cell.states})
+        return {**inputs, **weights(rng, D, H)}, {}
+
+    def sequence_backward(backward, d, cache):
+        return backward(d[0], cache, *d[1:])  # dc_last is the LSTM's third argument
+
+    step_fn, seq_fn = cell.step_forward.__name__, cell.forward.__name__
+    return (
+        OpSpec(f"{cell.name}_step", step_fn, cell.step_backward.__name__, cell.step_inputs,
+               cell.step_outputs, cell.step_grads, make_step,
+               lambda backward, d, cache: backward(*d, cache),
+               sizes=lambda N, T, D, H: {"N": N, "D": D, "H": H}),
+        OpSpec(cell.name, seq_fn, cell.backward.__name__, cell.sequence_inputs,
+               cell.sequence_outputs, cell.sequence_grads, make_sequence, sequence_backward),
+    )
 
 
 def _embedding_make(rng, N, T, D, H, V=7):
     return {"W": rng.standard_normal((V, D))}, {"ids": rng.integers(0, V, size=(N, T))}
 
 
-def _embedding_forward(consts, W):
-    out, cache = F.embedding_forward(backend.get_array_module(W).asarray(consts["ids"]), W)
+def _embedding_forward(forward, consts, arrays):
+    W = arrays["W"]
+    out, cache = forward(backend.get_array_module(W).asarray(consts["ids"]), W)
     return (out,), cache
 
 
 def _affine_make(rng, N, T, D, H):
     return {"x": rng.standard_normal((N, T, D)), "W": rng.standard_normal((D, H)) / np.sqrt(D),
             "b": rng.standard_normal(H)}, {}
-
-
-def _affine_forward(consts, **arrays):
-    out, cache = F.affine_forward(**arrays)
-    return (out,), cache
 
 
 def _loss_make(rng, N, T, D, H, V=7):
@@ -223,32 +260,58 @@ def _loss_make(rng, N, T, D, H, V=7):
             {"targets": rng.integers(0, V, size=(N, T)), "mask": mask})
 
 
-def _loss_forward(consts, logits):
+def _loss_forward(forward, consts, arrays):
+    logits = arrays["logits"]
     xp = backend.get_array_module(logits)
-    loss, dlogits = F.softmax_cross_entropy(logits, xp.asarray(consts["targets"]),
-                                            xp.asarray(consts["mask"]))
+    loss, dlogits = forward(logits, xp.asarray(consts["targets"]), xp.asarray(consts["mask"]))
     return (loss,), dlogits  # the "cache" of the loss is its gradient
+
+
+def _bce_make(rng, N, T, D, H):
+    return ({"logits": 3 * rng.standard_normal((N, T, D))},
+            {"targets": (rng.random((N, T, D)) < 0.5).astype(np.float64)})
+
+
+def _bce_forward(forward, consts, arrays):
+    logits = arrays["logits"]
+    loss, dlogits = forward(logits, backend.get_array_module(logits).asarray(consts["targets"]))
+    return (backend.get_array_module(logits).asarray(loss),), dlogits
 
 
 _CONV_IMAGE, _CONV_K = (2, 3), 3  # a tiny H != W image; a 3 x 3 kernel exercises padding
 
 
-def _convlstm_spec(name, states, forward, backward, sequence=True):
+def _convlstm_specs():
     """Conv-LSTM checks: D is the input channels C, H the hidden channels F (k = 3)."""
-    def make(rng, N, T, C, Fh):
-        (Hi, Wi), k = _CONV_IMAGE, _CONV_K
-        inputs = {"x": rng.standard_normal((N, T, C, Hi, Wi) if sequence else (N, C, Hi, Wi))}
-        inputs.update({s: rng.standard_normal((N, Fh, Hi, Wi)) for s in states})
-        inputs["Wx"] = rng.standard_normal((4 * Fh, C, k, k)) / np.sqrt(C * k * k)
-        inputs["Wh"] = rng.standard_normal((4 * Fh, Fh, k, k)) / np.sqrt(Fh * k * k)
-        inputs["b"] = 0.5 * rng.standard_normal(4 * Fh)
-        return inputs, {}
+    def make(sequence):
+        def make_inputs(rng, N, T, C, Fh):
+            (Hi, Wi), k = _CONV_IMAGE, _CONV_K
+            shape = (N, T, C, Hi, Wi) if sequence else (N, C, Hi, Wi)
+            inputs = {"x": rng.standard_normal(shape)}
+            inputs.update({s: rng.standard_normal((N, Fh, Hi, Wi))
+                           for s in (("h0", "c0") if sequence else ("h_prev", "c_prev"))})
+            inputs["Wx"] = rng.standard_normal((4 * Fh, C, k, k)) / np.sqrt(C * k * k)
+            inputs["Wh"] = rng.standard_normal((4 * Fh, Fh, k, k)) / np.sqrt(Fh * k * k)
+            inputs["b"] = 0.5 * rng.standard_normal(4 * Fh)
+            return inputs, {}
+        return make_inputs
 
-    def run(consts, **arrays):
-        *outputs, cache = forward(**arrays)
-        return tuple(outputs), cache
+    def sizes(sequence):
+        def named(N, T, C, Fh):
+            image = {"H": _CONV_IMAGE[0], "W": _CONV_IMAGE[1], "k": _CONV_K}
+            return {"N": N, **({"T": T} if sequence else {}), "C": C, "F": Fh, **image}
+        return named
 
-    return OpSpec(name, make, run, backward)
+    lstm = CELLS["lstm"]
+    return (
+        OpSpec("convlstm_step", "convlstm_step_forward", "convlstm_step_backward",
+               lstm.step_inputs, lstm.step_outputs, lstm.step_grads, make(False),
+               lambda backward, d, cache: backward(*d, cache), sizes=sizes(False)),
+        OpSpec("convlstm", "convlstm_forward", "convlstm_backward", lstm.sequence_inputs,
+               lstm.sequence_outputs, lstm.sequence_grads, make(True),
+               lambda backward, d, cache: backward(d[0], cache, dc_last=d[1]),
+               sizes=sizes(True)),
+    )
 
 
 def _conv_make(rng, N, T, C, Fo):
@@ -256,9 +319,9 @@ def _conv_make(rng, N, T, C, Fo):
             "W": rng.standard_normal((Fo, C, _CONV_K, _CONV_K))}, {}
 
 
-def _conv_forward(consts, **arrays):
-    out, cache = F.conv2d_same_forward(**arrays)
-    return (out,), cache
+def _im2col_forward(forward, consts, arrays):
+    x = arrays["x"]
+    return (forward(x, _CONV_K),), x.shape
 
 
 def _signed(rng, shape, scale):
@@ -266,17 +329,23 @@ def _signed(rng, shape, scale):
     return scale * rng.choice([-1.0, 1.0], size=shape) * rng.uniform(0.5, 1.5, size=shape)
 
 
+def _attention_sizes(N, T, D, H):
+    """Attention reads the four sizes as S = T + 2 keys of size Hk = D, attention size
+    A = H + 1 and query size Hq = A + 1."""
+    return {"N": N, "S": T + 2, "Hq": H + 2, "Hk": D, "A": H + 1}
+
+
 def _attention_make(rng, N, T, D, H):
-    """Attention checks over S = T + 2 keys of size Hk = D, attention size A = H + 1 and
-    query size Hq = A + 1, with a mask that allows at least three positions per row.
+    """Attention inputs (sizes as ``_attention_sizes``) with a mask that allows at least
+    three positions per row.
 
     At least three positions and two features, keys spread apart along every feature
     and no weight entry near zero keep every gradient of the score path well above the
     ~1e-11 rounding of the centred differences; see
     docs/derivations/attention.md#checking-the-gradients.
     """
-    S, Hk, A = T + 2, D, H + 1
-    Hq = A + 1
+    sizes = _attention_sizes(N, T, D, H)
+    S, Hk, A, Hq = sizes["S"], sizes["Hk"], sizes["A"], sizes["Hq"]
     grid = np.linspace(-1.5, 1.5, S)
     keys = rng.permuted(np.broadcast_to(grid[None, :, None], (N, S, Hk)), axis=1)
     inputs = {"query": rng.standard_normal((N, Hq)),
@@ -288,47 +357,44 @@ def _attention_make(rng, N, T, D, H):
     return inputs, {"mask": (order < 3) | (rng.random((N, S)) < 0.5)}
 
 
-def _attention_forward(consts, **arrays):
+def _attention_forward(forward, consts, arrays):
     xp = backend.get_array_module(arrays["query"])
-    context, weights, cache = F.additive_attention_forward(**arrays,
-                                                           mask=xp.asarray(consts["mask"]))
+    context, weights, cache = forward(*arrays.values(), mask=xp.asarray(consts["mask"]))
     return (context, weights), cache  # both outputs carry a gradient: dcontext, dweights
 
 
 def _spec_table():
-    specs = [
-        _recurrent_spec("rnn_step", 1, ["h_prev"], F.rnn_step_forward,
-                        lambda d, cache: F.rnn_step_backward(d[0], cache), sequence=False),
-        _recurrent_spec("rnn", 1, ["h0"], F.rnn_forward,
-                        lambda d, cache: F.rnn_backward(d[0], cache)),
-        _recurrent_spec("lstm_step", 4, ["h_prev", "c_prev"], F.lstm_step_forward,
-                        lambda d, cache: F.lstm_step_backward(d[0], d[1], cache), sequence=False),
-        _recurrent_spec("lstm", 4, ["h0", "c0"], F.lstm_forward,
-                        lambda d, cache: F.lstm_backward(d[0], cache, dc_last=d[1])),
-        _recurrent_spec("gru_step", 3, ["h_prev"], F.gru_step_forward,
-                        lambda d, cache: F.gru_step_backward(d[0], cache), ("bx", "bh"),
-                        sequence=False),
-        _recurrent_spec("gru", 3, ["h0"], F.gru_forward,
-                        lambda d, cache: F.gru_backward(d[0], cache), ("bx", "bh")),
-        OpSpec("embedding", _embedding_make, _embedding_forward,
-               lambda d, cache: (F.embedding_backward(d[0], cache),)),
-        OpSpec("affine", _affine_make, _affine_forward,
-               lambda d, cache: F.affine_backward(d[0], cache)),
-        OpSpec("softmax_cross_entropy", _loss_make, _loss_forward,
-               lambda d, dlogits: (d[0] * dlogits,)),
-        OpSpec("additive_attention", _attention_make, _attention_forward,
-               lambda d, cache: F.additive_attention_backward(d[0], cache, dweights=d[1])),
-        _convlstm_spec("convlstm_step", ["h_prev", "c_prev"], F.convlstm_step_forward,
-                       lambda d, cache: F.convlstm_step_backward(d[0], d[1], cache),
-                       sequence=False),
-        _convlstm_spec("convlstm", ["h0", "c0"], F.convlstm_forward,
-                       lambda d, cache: F.convlstm_backward(d[0], cache, dc_last=d[1])),
-        OpSpec("conv2d_same", _conv_make, _conv_forward,
-               lambda d, cache: F.conv2d_same_backward(d[0], cache)),
-        OpSpec("im2col",  # its backward is col2im
+    image = lambda N, T, C, F: {"N": N, "C": C, "F": F, "H": _CONV_IMAGE[0],  # noqa: E731
+                                "W": _CONV_IMAGE[1], "k": _CONV_K}
+    specs = [spec for cell in CELLS.values() for spec in _recurrent_specs(cell)]
+    specs += [
+        OpSpec("embedding", "embedding_forward", "embedding_backward", ("W",), ("out",),
+               ("dW",), _embedding_make, lambda backward, d, cache: (backward(d[0], cache),),
+               _embedding_forward, lambda N, T, D, H: {"N": N, "T": T, "V": 7, "D": D}),
+        OpSpec("affine", "affine_forward", "affine_backward", ("x", "W", "b"), ("out",),
+               ("dx", "dW", "db"), _affine_make, lambda backward, d, cache: backward(d[0], cache),
+               sizes=lambda N, T, D, H: {"N": N, "T": T, "D": D, "M": H}),
+        OpSpec("softmax_cross_entropy", "softmax_cross_entropy", "softmax_cross_entropy",
+               ("logits",), ("loss",), ("dlogits",), _loss_make,
+               lambda backward, d, dlogits: (d[0] * dlogits,), _loss_forward,
+               lambda N, T, D, H: {"N": N, "T": T, "V": 7}),
+        OpSpec("sigmoid_binary_cross_entropy", "sigmoid_binary_cross_entropy",
+               "sigmoid_binary_cross_entropy", ("logits",), ("loss",), ("dlogits",), _bce_make,
+               lambda backward, d, dlogits: (d[0] * dlogits,), _bce_forward,
+               lambda N, T, D, H: {"N": N, "T": T, "D": D}),
+        OpSpec("additive_attention", "additive_attention_forward", "additive_attention_backward",
+               ("query", "keys", "Wq", "Wk", "v"), ("context", "weights"),
+               ("dquery", "dkeys", "dWq", "dWk", "dv"), _attention_make,
+               lambda backward, d, cache: backward(d[0], cache, dweights=d[1]),
+               _attention_forward, _attention_sizes),
+        *_convlstm_specs(),
+        OpSpec("conv2d_same", "conv2d_same_forward", "conv2d_same_backward", ("x", "W"),
+               ("out",), ("dx", "dW"), _conv_make,
+               lambda backward, d, cache: backward(d[0], cache), sizes=image),
+        OpSpec("im2col", "im2col", "col2im", ("x",), ("cols",), ("dx",),  # backward: col2im
                lambda rng, N, T, C, H: ({"x": rng.standard_normal((N, C, *_CONV_IMAGE))}, {}),
-               lambda consts, x: ((F.im2col(x, _CONV_K),), x.shape),
-               lambda d, x_shape: (F.col2im(d[0], x_shape, _CONV_K),)),
+               lambda backward, d, x_shape: (backward(d[0], x_shape, _CONV_K),),
+               _im2col_forward, image),
     ]
     return {s.name: s for s in specs}
 
@@ -375,13 +441,6 @@ def check_params(params, grads, loss, *, op="model", tol=1e-6, h=DEFAULT_STEP):
 # How far back a gradient reaches
 # --------------------------------------------------------------------------------------
 
-_STEPS = {  # cell -> (step forward, step backward, number of state arrays)
-    "rnn": (F.rnn_step_forward, F.rnn_step_backward, 1),
-    "lstm": (F.lstm_step_forward, F.lstm_step_backward, 2),
-    "gru": (F.gru_step_forward, F.gru_step_backward, 1),
-}
-
-
 def gradient_norms_through_time(cell, x, weights, dh_last):
     """``||dL/dh_t||`` at every distance ``k = T-1-t`` from a loss that reads only the
     last hidden state: the picture of vanishing and exploding gradients.
@@ -395,21 +454,17 @@ def gradient_norms_through_time(cell, x, weights, dh_last):
     Returns ``(norms, caches)``: norms (T + 1,), entry k for h_{T-1-k} (k = T is the
     initial state); caches: the T step caches, to look at the gates.
     """
-    if cell not in _STEPS:
-        raise ValueError(f"gradient_norms_through_time: cell must be one of "
-                         f"{', '.join(_STEPS)}, got {cell!r}")
-    forward, backward, n_state = _STEPS[cell]
+    spec = get_cell(cell, "gradient_norms_through_time: cell")
     N, T = x.shape[0], x.shape[1]
     H = weights[1].shape[0]
-    state = tuple(np.zeros((N, H), dtype=x.dtype) for _ in range(n_state))
+    state = tuple(np.zeros((N, H), dtype=x.dtype) for _ in spec.states)
     caches = []
     for t in range(T):
-        *state, cache = forward(x[:, t], *state, *weights)
+        state, cache = spec.step(x[:, t], state, weights)
         caches.append(cache)
-    dstate = (dh_last,) + tuple(np.zeros_like(dh_last) for _ in range(n_state - 1))
+    dstate = (dh_last,) + tuple(np.zeros_like(dh_last) for _ in spec.states[1:])
     norms = [np.linalg.norm(dh_last)]
     for cache in reversed(caches):
-        grads = backward(*dstate, cache)  # (dx, dh_prev[, dc_prev], dW...)
-        dstate = grads[1:1 + n_state]
+        _, dstate, _ = spec.step_back(dstate, cache)
         norms.append(np.linalg.norm(dstate[0]))
     return np.array(norms), caches

@@ -9,7 +9,7 @@ import pytest
 from minirnn import backend, gradcheck, nn
 from minirnn.data.moving import (EPS, clipped_bce, copy_last_frame_bce, held_out_set,
                                  moving_squares)
-from minirnn.nn.convlstm import sigmoid_binary_cross_entropy
+from minirnn.functional import sigmoid_binary_cross_entropy
 
 
 @pytest.fixture

@@ -5,7 +5,9 @@ there by ``minirnn assignment make``); a teacher runs them with ``minirnn assign
 grade``, which recomputes the reference values from the installed library so that an
 edited file of expected values changes nothing.
 
-Every graded function has these tests:
+The ops, their inputs and how to call them are ``minirnn.gradcheck.OPS``: grading is
+the gradient check plus a comparison with the reference. Every graded function has
+these tests:
 
 * a forward function: ``values[k]`` for each case k (every output equals the
   reference's, and no input array was modified), and ``float32`` (float32 in ->
@@ -21,11 +23,11 @@ times the fraction of its tests that pass.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
 from .. import gradcheck
+from ..functional.cells import CELLS
 
 VALUE_TOL = 1e-9   # against the reference: only rounding may differ
 GRAD_TOL = 1e-7    # centred differences in float64 (the project's standard)
@@ -34,113 +36,46 @@ FLOAT32_TOL = 1e-4
 
 @dataclass(frozen=True)
 class Op:
-    """One forward/backward pair as the graded tests call it.
+    """One graded forward/backward pair: the gradient check's spec, plus grading.
 
-    inputs: names of the differentiable arguments, in the order of DESIGN's signature
-        and of the backward's gradients; grads: the gradient names;
-    outputs: names of the forward's outputs that carry a gradient;
-    make(rng, case) -> (inputs dict, consts dict) of float64 host arrays;
-    forward(impl, consts, arrays) -> (outputs tuple, cache);
-    backward(impl, douts, cache) -> gradients tuple.
+    spec: ``gradcheck.OPS[name]``, which says how to call the pair and make its inputs;
+    cases: the ``(N, T, D, H)`` sizes of the graded cases, read as ``spec.make`` reads
+        them; forward_points, backward_points: the marks of the two functions.
     """
-    name: str
-    forward_fn: str
-    backward_fn: str
-    inputs: tuple
-    outputs: tuple
-    grads: tuple
+    spec: gradcheck.OpSpec
     cases: tuple
-    make: Callable
-    forward: Callable
-    backward: Callable
     forward_points: int
     backward_points: int
 
+    name = property(lambda self: self.spec.name)
+    forward_fn = property(lambda self: self.spec.forward_fn)
+    backward_fn = property(lambda self: self.spec.backward_fn)
+    inputs = property(lambda self: self.spec.inputs)
+    outputs = property(lambda self: self.spec.outputs)
+    grads = property(lambda self: self.spec.grads)
 
-def _recurrent_op(name, k, states, outputs, grads, biases, sequence, backward, points):
-    forward_fn = f"{name}_forward"
+    def make(self, rng, case):
+        return self.spec.make(rng, *case)
 
-    def make(rng, case):
-        N, T, D, H = case
-        arrays = {"x": rng.standard_normal((N, T, D) if sequence else (N, D))}
-        arrays.update({s: rng.standard_normal((N, H)) for s in states})
-        arrays["Wx"] = rng.standard_normal((D, k * H)) / np.sqrt(D)
-        arrays["Wh"] = rng.standard_normal((H, k * H)) / np.sqrt(H)
-        arrays.update({b: 0.5 * rng.standard_normal(k * H) for b in biases})
-        return arrays, {}
+    def forward(self, impl, consts, arrays):
+        return self.spec.forward(consts, impl=impl, **arrays)
 
-    def forward(impl, consts, arrays):
-        *outs, cache = getattr(impl, forward_fn)(*arrays.values())
-        return tuple(outs), cache
-
-    inputs = ("x", *states, "Wx", "Wh", *biases)
-    return Op(name, forward_fn, f"{name}_backward", inputs, outputs, grads,
-              _RECURRENT_CASES, make, forward, backward, *points)
+    def backward(self, impl, douts, cache):
+        return self.spec.backward(douts, cache, impl=impl)
 
 
 # (N, T, D, H): the smallest case, square and non-square ones, a long thin one.
-_RECURRENT_CASES = ((1, 1, 1, 1), (2, 3, 4, 5), (3, 2, 5, 2), (1, 5, 2, 3))
-# (N, S, Hq, Hk, A, masked)
-_ATTENTION_CASES = ((1, 1, 1, 1, 1, False), (2, 3, 4, 5, 6, False), (3, 4, 2, 3, 2, True),
-                    (2, 5, 3, 2, 4, True))
-
-
-def _attention_make(rng, case):
-    N, S, Hq, Hk, A, masked = case
-    arrays = {"query": rng.standard_normal((N, Hq)), "keys": rng.standard_normal((N, S, Hk)),
-              "Wq": rng.standard_normal((Hq, A)) / np.sqrt(Hq),
-              "Wk": rng.standard_normal((Hk, A)) / np.sqrt(Hk), "v": rng.standard_normal(A)}
-    mask = np.ones((N, S), dtype=bool)
-    if masked:  # padding at the end of each row, at least one position left
-        lengths = rng.integers(1, S + 1, size=N)
-        lengths[0] = max(1, S - 2)
-        mask = np.arange(S)[None, :] < lengths[:, None]
-    return arrays, {"mask": mask}
-
-
-def _attention_forward(impl, consts, arrays):
-    context, weights, cache = impl.additive_attention_forward(*arrays.values(),
-                                                              mask=consts["mask"])
-    return (context, weights), cache
+_CASES = ((1, 1, 1, 1), (2, 3, 4, 5), (3, 2, 5, 2), (1, 5, 2, 3))
 
 
 def _ops():
-    grads_rnn = ("dx", "dh_prev", "dWx", "dWh", "db")
-    grads_lstm = ("dx", "dh_prev", "dc_prev", "dWx", "dWh", "db")
-    grads_gru = ("dx", "dh_prev", "dWx", "dWh", "dbx", "dbh")
-    seq = {"dh_prev": "dh0", "dc_prev": "dc0"}
-    as_seq = lambda names: tuple(seq.get(n, n) for n in names)  # noqa: E731
-    return {
-        "rnn": (
-            _recurrent_op("rnn_step", 1, ("h_prev",), ("h",), grads_rnn, ("b",), False,
-                          lambda impl, d, cache: impl.rnn_step_backward(d[0], cache), (2, 3)),
-            _recurrent_op("rnn", 1, ("h0",), ("hs",), as_seq(grads_rnn), ("b",), True,
-                          lambda impl, d, cache: impl.rnn_backward(d[0], cache), (2, 3)),
-        ),
-        "lstm": (
-            _recurrent_op("lstm_step", 4, ("h_prev", "c_prev"), ("h", "c"), grads_lstm, ("b",),
-                          False, lambda impl, d, cache: impl.lstm_step_backward(d[0], d[1], cache),
-                          (2, 3)),
-            _recurrent_op("lstm", 4, ("h0", "c0"), ("hs", "c_last"), as_seq(grads_lstm), ("b",),
-                          True, lambda impl, d, cache: impl.lstm_backward(d[0], cache,
-                                                                          dc_last=d[1]), (2, 3)),
-        ),
-        "gru": (
-            _recurrent_op("gru_step", 3, ("h_prev",), ("h",), grads_gru, ("bx", "bh"), False,
-                          lambda impl, d, cache: impl.gru_step_backward(d[0], cache), (2, 3)),
-            _recurrent_op("gru", 3, ("h0",), ("hs",), as_seq(grads_gru), ("bx", "bh"), True,
-                          lambda impl, d, cache: impl.gru_backward(d[0], cache), (2, 3)),
-        ),
-        "attention": (
-            Op("additive_attention", "additive_attention_forward", "additive_attention_backward",
-               ("query", "keys", "Wq", "Wk", "v"), ("context", "weights"),
-               ("dquery", "dkeys", "dWq", "dWk", "dv"), _ATTENTION_CASES, _attention_make,
-               _attention_forward,
-               lambda impl, d, cache: impl.additive_attention_backward(d[0], cache,
-                                                                       dweights=d[1]),
-               4, 6),
-        ),
-    }
+    """Every assignment's graded ops: the step and sequence pairs of its cell, or attention."""
+    def graded(name, points=(2, 3)):
+        return Op(gradcheck.OPS[name], _CASES, *points)
+
+    ops = {cell: (graded(f"{cell}_step"), graded(cell)) for cell in CELLS}
+    ops["attention"] = (graded("additive_attention", (4, 6)),)
+    return ops
 
 
 OPS = _ops()
@@ -232,14 +167,7 @@ class GradedTest:
 
 def _shape_text(op, k):
     """The sizes of case k as a student would write them, e.g. ``N=2, D=4, H=5``."""
-    if op.name == "additive_attention":
-        names = ("N", "S", "Hq", "Hk", "A", "masked")
-    else:
-        names = ("N", "T", "D", "H")
-    sizes = dict(zip(names, op.cases[k]))
-    if op.name.endswith("_step"):
-        del sizes["T"]  # a step has no time axis
-    return ", ".join(f"{n}={v}" for n, v in sizes.items())
+    return ", ".join(f"{n}={v}" for n, v in op.spec.sizes(*op.cases[k]).items())
 
 
 def _compare(what, got, want, tol, op, k):

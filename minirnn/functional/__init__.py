@@ -15,7 +15,7 @@ from .convlstm import (
 )
 from .gru import gru_backward, gru_forward, gru_step_backward, gru_step_forward
 from .layers import affine_backward, affine_forward, embedding_backward, embedding_forward
-from .loss import softmax_cross_entropy
+from .loss import sigmoid_binary_cross_entropy, softmax_cross_entropy
 from .lstm import lstm_backward, lstm_forward, lstm_step_backward, lstm_step_forward
 from .rnn import rnn_backward, rnn_forward, rnn_step_backward, rnn_step_forward
 
@@ -25,7 +25,7 @@ __all__ = [
     "lstm_step_forward", "lstm_step_backward", "lstm_forward", "lstm_backward",
     "gru_step_forward", "gru_step_backward", "gru_forward", "gru_backward",
     "embedding_forward", "embedding_backward", "affine_forward", "affine_backward",
-    "softmax_cross_entropy",
+    "softmax_cross_entropy", "sigmoid_binary_cross_entropy",
     "additive_attention_forward", "additive_attention_backward",
     "additive_attention_project_keys",
     "convlstm_step_forward", "convlstm_step_backward", "convlstm_forward", "convlstm_backward",

@@ -126,3 +126,64 @@ def upstream(op, name, d, expected_shape, labels, dtype):
     if d.dtype != dtype:
         raise TypeError(f"{op}: {name} has dtype {d.dtype} but the forward pass ran in "
                         f"{dtype}; pass the upstream gradient in the same dtype")
+
+
+def keys_and_Wk(op, keys, Wk):
+    """Check attention's ``keys (N, S, Hk)`` against ``Wk (Hk, A)``; return N, S, Hk, A."""
+    float_array(op, "Wk", Wk, 2, "Hk, A")
+    Hk, A = Wk.shape
+    float_array(op, "keys", keys, 3, "N, S, Hk")
+    N, S, Hk_keys = keys.shape
+    if Hk_keys != Hk:
+        raise ValueError(f"{op}: keys must have Hk = {Hk} features to match Wk "
+                         f"{tuple(Wk.shape)}, got keys of shape {tuple(keys.shape)}")
+    if S == 0:
+        raise ValueError(f"{op}: keys must hold at least one source position, "
+                         f"got shape {tuple(keys.shape)}")
+    return N, S, Hk, A
+
+
+def bool_mask(op, name, mask, shape, labels):
+    """``mask`` must be a bool array of ``shape``."""
+    if not (hasattr(mask, "shape") and hasattr(mask, "dtype")) or mask.dtype != bool:
+        want = f"({', '.join(labels)})" if labels else str(tuple(shape))
+        raise TypeError(f"{op}: {name} must be a bool array of shape {want}, "
+                        f"got {getattr(mask, 'dtype', type(mask).__name__)}")
+    shape_is(op, name, mask, shape, labels)
+
+
+def attention_inputs(op, query, keys, Wq, Wk, v, mask, keys_proj):
+    """Every argument of additive attention, against each other (see attention.py)."""
+    N, S, Hk, A = keys_and_Wk(op, keys, Wk)
+    float_array(op, "Wq", Wq, 2, "Hq, A")
+    Hq = Wq.shape[0]
+    shape_is(op, "Wq", Wq, (Hq, A), ("Hq", "A"))
+    float_array(op, "query", query, 2, "N, Hq")
+    if query.shape[1] != Hq:
+        raise ValueError(f"{op}: query must have Hq = {Hq} features to match Wq "
+                         f"{tuple(Wq.shape)}, got query of shape {tuple(query.shape)}")
+    shape_is(op, "query", query, (N, Hq), ("N", "Hq"))
+    float_array(op, "v", v, 1, "A")
+    shape_is(op, "v", v, (A,), ("A",))
+    if keys_proj is not None:
+        float_array(op, "keys_proj", keys_proj, 3, "N, S, A")
+        shape_is(op, "keys_proj", keys_proj, (N, S, A), ("N", "S", "A"))
+    same_dtype(op, query=query, keys=keys, Wq=Wq, Wk=Wk, v=v, keys_proj=keys_proj)
+    if mask is not None:
+        bool_mask(op, "mask", mask, (N, S), ("N", "S"))
+        empty = ~mask.any(axis=1)  # (N,) rows where nothing may be attended
+        if bool(empty.any()):
+            row = int(empty.argmax())
+            raise ValueError(f"{op}: mask must allow at least one source position in every "
+                             f"row, got row {row} with none (all False); the softmax over "
+                             "no positions is undefined")
+
+
+def positive_int(op, name, value):
+    """``value`` must be an integer >= 1 (a Python or NumPy int; a bool is refused)."""
+    from numbers import Integral
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise TypeError(f"{op}: {name} must be a positive int, got {value!r} "
+                        f"({type(value).__name__})")
+    if value < 1:
+        raise ValueError(f"{op}: {name} must be a positive int, got {value}")

@@ -34,21 +34,6 @@ class AttentionCache(NamedTuple):
     weights: object  # (N, S) w_j, exactly 0 at masked positions
 
 
-def _check_keys_and_Wk(op, keys, Wk):
-    """Check ``keys (N, S, Hk)`` against ``Wk (Hk, A)``; return N, S, Hk, A."""
-    check.float_array(op, "Wk", Wk, 2, "Hk, A")
-    Hk, A = Wk.shape
-    check.float_array(op, "keys", keys, 3, "N, S, Hk")
-    N, S, Hk_keys = keys.shape
-    if Hk_keys != Hk:
-        raise ValueError(f"{op}: keys must have Hk = {Hk} features to match Wk "
-                         f"{tuple(Wk.shape)}, got keys of shape {tuple(keys.shape)}")
-    if S == 0:
-        raise ValueError(f"{op}: keys must hold at least one source position, "
-                         f"got shape {tuple(keys.shape)}")
-    return N, S, Hk, A
-
-
 def additive_attention_project_keys(keys, Wk):
     """The key projection ``kp_j = k_j Wk``, computed once and reused by every decoder step.
 
@@ -59,7 +44,7 @@ def additive_attention_project_keys(keys, Wk):
     Equations: docs/derivations/attention.md#forward
     """
     op = "additive_attention_project_keys"
-    N, S, Hk, A = _check_keys_and_Wk(op, keys, Wk)
+    N, S, Hk, A = check.keys_and_Wk(op, keys, Wk)
     check.same_dtype(op, keys=keys, Wk=Wk)
     return (keys.reshape(N * S, Hk) @ Wk).reshape(N, S, A)  # one product over all N*S rows
 
@@ -81,35 +66,9 @@ def additive_attention_forward(query, keys, Wq, Wk, v, mask=None, keys_proj=None
       cache: AttentionCache for ``additive_attention_backward``.
     Equations: docs/derivations/attention.md#forward
     """
-    op = "additive_attention_forward"
-    N, S, Hk, A = _check_keys_and_Wk(op, keys, Wk)
-    check.float_array(op, "Wq", Wq, 2, "Hq, A")
-    Hq = Wq.shape[0]
-    check.shape_is(op, "Wq", Wq, (Hq, A), ("Hq", "A"))
-    check.float_array(op, "query", query, 2, "N, Hq")
-    if query.shape[1] != Hq:
-        raise ValueError(f"{op}: query must have Hq = {Hq} features to match Wq "
-                         f"{tuple(Wq.shape)}, got query of shape {tuple(query.shape)}")
-    check.shape_is(op, "query", query, (N, Hq), ("N", "Hq"))
-    check.float_array(op, "v", v, 1, "A")
-    check.shape_is(op, "v", v, (A,), ("A",))
-    if keys_proj is not None:
-        check.float_array(op, "keys_proj", keys_proj, 3, "N, S, A")
-        check.shape_is(op, "keys_proj", keys_proj, (N, S, A), ("N", "S", "A"))
-    check.same_dtype(op, query=query, keys=keys, Wq=Wq, Wk=Wk, v=v, keys_proj=keys_proj)
+    check.attention_inputs("additive_attention_forward", query, keys, Wq, Wk, v, mask,
+                           keys_proj)
     xp = get_array_module(query, keys, Wq, Wk, v, mask, keys_proj)
-    if mask is not None:
-        if not (hasattr(mask, "shape") and hasattr(mask, "dtype")) or mask.dtype != bool:
-            raise TypeError(f"{op}: mask must be a bool array of shape (N, S), got "
-                            f"{getattr(mask, 'dtype', type(mask).__name__)}")
-        check.shape_is(op, "mask", mask, (N, S), ("N", "S"))
-        empty = ~mask.any(axis=1)  # (N,) rows where nothing may be attended
-        if bool(empty.any()):
-            row = int(empty.argmax())
-            raise ValueError(f"{op}: mask must allow at least one source position in every "
-                             f"row, got row {row} with none (all False); the softmax over "
-                             "no positions is undefined")
-
     if keys_proj is None:
         keys_proj = additive_attention_project_keys(keys, Wk)
     ### BEGIN SOLUTION

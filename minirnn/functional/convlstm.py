@@ -8,12 +8,13 @@ the channel axis. ``Wx`` is ``(4F, C, k, k)``, ``Wh`` is ``(4F, F, k, k)``, k od
 
 Only ``a_t`` mixes neighbouring pixels. From ``a_t`` on, every pixel (n, r, s) runs
 the ordinary LSTM cell on its own 4F gate values. So inside, every image is kept
-channels-last, ``(N, H, W, F)``, and seen as a matrix of ``N*H*W`` rows, one per pixel:
-the gate maps become ``(N*H*W, 4F)``, which is exactly the ``(N, 4H)`` layout that
-``_lstm_cell_forward`` / ``_lstm_cell_backward`` in lstm.py work on, with the batch
-``N*H*W`` and the hidden size ``F``. Those two functions are the Conv-LSTM's cell, forward
-and backward, unchanged: the cell math exists once in minirnn. The convolutions are
-im2col plus one matrix product (conv.py), whose rows are the same pixels.
+channels-last, ``(N, H, W, F)``, and seen as a matrix of ``P = N*H*W`` rows, one per
+pixel: the gate maps become ``(P, 4F)`` and the cell is ``_cell_forward`` /
+``_cell_backward`` below, the LSTM's equations written once more for these rows. The
+Conv-LSTM keeps this copy of its own (short, and written plainly rather than with the
+LSTM's one-tanh trick) so that it works in every classroom workspace: the LSTM
+assignment hands out ``lstm.py`` with its cell removed. The convolutions are im2col plus
+one matrix product (conv.py), whose rows are the same pixels.
 
 Derivation of the backward pass: ``docs/derivations/convlstm.md``.
 """
@@ -25,7 +26,7 @@ from typing import NamedTuple
 from ..backend import get_array_module
 from . import _checks as check
 from .conv import _col2im_nhwc, _im2col_nhwc, _kernel_size
-from .lstm import _gate_affine, _lstm_cell_backward, _lstm_cell_forward
+from .activations import sigmoid
 
 _IMG = ("N", "F", "H", "W")
 
@@ -75,6 +76,39 @@ def _images(rows, N, H, W):
     return rows.reshape(N, H, W, -1).transpose(0, 3, 1, 2)
 
 
+def _cell_forward(a, c_prev, c, tc, h):
+    """The LSTM cell at every pixel.
+
+    a: (P, 4F) pre-activations, overwritten with the gates [i, f, g, o];
+    c_prev: (P, F). Writes c, tanh(c) and h (each (P, F)) into the given buffers.
+    """
+    xp = get_array_module(a)
+    F = c_prev.shape[1]
+    g = xp.tanh(a[:, 2 * F:3 * F])
+    sigmoid(a, out=a)                     # i, f, o (and g's block, replaced next)
+    a[:, 2 * F:3 * F] = g
+    i, f, o = a[:, :F], a[:, F:2 * F], a[:, 3 * F:]
+    c[...] = f * c_prev + i * g
+    xp.tanh(c, out=tc)
+    xp.multiply(o, tc, out=h)
+
+
+def _cell_backward(dh, dc, gates, c_prev, tc, da):
+    """Gradients through the cell at every pixel.
+
+    dh, dc: (P, F) total gradients reaching h_t and c_t; gates: (P, 4F) [i, f, g, o];
+    c_prev, tc: (P, F). Writes dL/da_t into da (P, 4F); returns dL/dc_{t-1} (P, F).
+    """
+    F = tc.shape[1]
+    i, f, g, o = gates[:, :F], gates[:, F:2 * F], gates[:, 2 * F:3 * F], gates[:, 3 * F:]
+    dc = dc + dh * o * (1 - tc * tc)          # through h_t = o_t tanh(c_t)
+    da[:, :F] = dc * g * i * (1 - i)          # di * sigmoid'
+    da[:, F:2 * F] = dc * c_prev * f * (1 - f)  # df * sigmoid'
+    da[:, 2 * F:3 * F] = dc * i * (1 - g * g)   # dg * tanh'
+    da[:, 3 * F:] = dh * tc * o * (1 - o)       # do * sigmoid'
+    return dc * f
+
+
 class ConvLSTMStepCache(NamedTuple):
     x_cols: object  # (N*H*W, C*k*k) im2col of x
     h_cols: object  # (N*H*W, F*k*k) im2col of h_prev
@@ -84,6 +118,18 @@ class ConvLSTMStepCache(NamedTuple):
     gates: object   # (N*H*W, 4F) i, f, g, o
     tc: object      # (N*H*W, F) tanh(c)
     size: tuple     # (N, H, W): the images the rows come from
+
+
+class ConvLSTMCache(NamedTuple):
+    x_cols: object   # (T*P, C*k*k) im2col of every x_t, time-major (P = N*H*W pixels)
+    c0_rows: object  # (P, F)
+    Wx: object       # (4F, C, k, k)
+    Wh: object       # (4F, F, k, k)
+    gates: object    # (T, P, 4F) i, f, g, o of every step
+    cs: object       # (T, P, F) every c_t
+    tcs: object      # (T, P, F) every tanh(c_t)
+    hs: object       # (T, N, H, W, F) every h_t, channels-last
+    h_cols: object   # (T, P, F*k*k) im2col of every h_{t-1}
 
 
 def convlstm_step_forward(x, h_prev, c_prev, Wx, Wh, b):
@@ -114,7 +160,7 @@ def convlstm_step_forward(x, h_prev, c_prev, Wx, Wh, b):
     gates = x_cols @ Wx.reshape(4 * F, -1).T + h_cols @ Wh.reshape(4 * F, -1).T + b
     c_rows = _rows(c_prev)
     h, c, tc = (xp.empty_like(c_rows) for _ in range(3))
-    _lstm_cell_forward(gates, c_rows, c, tc, h, *_gate_affine(F, x.dtype, xp))
+    _cell_forward(gates, c_rows, c, tc, h)
     cache = ConvLSTMStepCache(x_cols, h_cols, c_rows, Wx, Wh, gates, tc, (N, H, W))
     return _images(h, N, H, W), _images(c, N, H, W), cache
 
@@ -137,8 +183,7 @@ def convlstm_step_backward(dh, dc, cache):
     check.upstream(op, "dc", dc, (N, F, H, W), _IMG, tc.dtype)
     xp = get_array_module(dh, dc, gates)
     da = xp.empty_like(gates)  # (N*H*W, 4F)
-    dc_prev = _lstm_cell_backward(_rows(dh), _rows(dc), gates, c_prev, tc, da,
-                                  xp.empty_like(gates))
+    dc_prev = _cell_backward(_rows(dh), _rows(dc), gates, c_prev, tc, da)
     dx = _col2im_nhwc(da @ Wx.reshape(4 * F, -1), (N, H, W, C), k)       # (N, H, W, C)
     dh_prev = _col2im_nhwc(da @ Wh.reshape(4 * F, -1), (N, H, W, F), k)  # (N, H, W, F)
     dWx = (da.T @ x_cols).reshape(Wx.shape)
@@ -157,7 +202,7 @@ def convlstm_forward(x, h0, c0, Wx, Wh, b):
       hs: (N, T, F, H, W) hidden states (a time-major, channels-last buffer seen
       through a transpose);
       c_last: (N, F, H, W) the cell state after the last step;
-      cache: tuple for ``convlstm_backward``.
+      cache: ConvLSTMCache for ``convlstm_backward``.
     Equations: docs/derivations/convlstm.md#forward
     """
     op = "convlstm_forward"
@@ -190,15 +235,14 @@ def convlstm_forward(x, h0, c0, Wx, Wh, b):
     h_cols = xp.empty((T, P, F * k * k), dtype=x.dtype)  # kept for dWh
     WhT = xp.ascontiguousarray(Wh.reshape(4 * F, -1).T)  # (F*k*k, 4F)
     hWh = xp.empty((P, 4 * F), dtype=x.dtype)  # one buffer for every step's product
-    scale, shift = _gate_affine(F, x.dtype, xp)
     c0_rows = _rows(c0)
     h, c = h0.transpose(0, 2, 3, 1), c0_rows  # channels-last view; rows
     for t in range(T):
         _im2col_nhwc(h, k, out=h_cols[t])
         gates[t] += xp.matmul(h_cols[t], WhT, out=hWh)  # conv(h_{t-1}, Wh)
-        _lstm_cell_forward(gates[t], c, cs[t], tcs[t], hs_rows[t], scale, shift)
+        _cell_forward(gates[t], c, cs[t], tcs[t], hs_rows[t])
         h, c = hs[t], cs[t]
-    cache = (x_cols, c0_rows, Wx, Wh, gates, cs, tcs, hs, h_cols)
+    cache = ConvLSTMCache(x_cols, c0_rows, Wx, Wh, gates, cs, tcs, hs, h_cols)
     c_last = xp.ascontiguousarray(_images(cs[T - 1], N, H, W))
     return hs.transpose(1, 0, 4, 2, 3), c_last, cache
 
@@ -232,11 +276,10 @@ def convlstm_backward(dhs, cache, dc_last=None):
     dh = xp.zeros((N, H, W, F), dtype=hs.dtype)  # gradient reaching h_t from step t+1
     dh_rows = dh.reshape(P, F)                   # the same memory, one row per pixel
     Whm = Wh.reshape(4 * F, -1)                  # (4F, F*k*k)
-    deriv = xp.empty((P, 4 * F), dtype=hs.dtype)  # scratch for the activations' slopes
     for t in range(T - 1, -1, -1):
         dh += dhs[:, t].transpose(0, 2, 3, 1)
         c_prev = cs[t - 1] if t > 0 else c0_rows
-        dc = _lstm_cell_backward(dh_rows, dc, gates[t], c_prev, tcs[t], da[t], deriv)
+        dc = _cell_backward(dh_rows, dc, gates[t], c_prev, tcs[t], da[t])
         dh[...] = _col2im_nhwc(da[t] @ Whm, (N, H, W, F), k)  # through conv(h_{t-1}, Wh)
 
     da2 = da.reshape(T * P, 4 * F)

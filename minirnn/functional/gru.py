@@ -83,6 +83,16 @@ class GRUStepCache(NamedTuple):
     hn: object      # (N, H) h_prev Wh_n + bh_n
 
 
+class GRUCache(NamedTuple):
+    x_tm: object   # (T*N, D) the inputs, time-major
+    h0: object     # (N, H)
+    Wx: object     # (D, 3H)
+    Wh: object     # (H, 3H)
+    gates: object  # (T, N, 3H) r, z, n of every step
+    hns: object    # (T, N, H) every h_{t-1} Wh_n + bh_n
+    hs: object     # (T, N, H) every h_t
+
+
 def gru_step_forward(x, h_prev, Wx, Wh, bx, bh):
     """One GRU step (PyTorch/cuDNN form, reset applied after ``h_prev @ Wh_n``).
 
@@ -137,7 +147,7 @@ def gru_forward(x, h0, Wx, Wh, bx, bh):
       x: (N, T, D); h0: (N, H); Wx: (D, 3H); Wh: (H, 3H); bx: (3H,); bh: (3H,).
     Returns:
       hs: (N, T, H) hidden states (a time-major buffer seen through a transpose);
-      cache: tuple for ``gru_backward``.
+      cache: GRUCache for ``gru_backward``.
     Equations: docs/derivations/gru.md#forward
     """
     op = "gru_forward"
@@ -162,7 +172,7 @@ def gru_forward(x, h0, Wx, Wh, bx, bh):
         hns[t] = ah[:, 2 * H:]
         _gru_cell_forward(ax[t], ah, h, gates[t], hs[t])
         h = hs[t]
-    cache = (x_tm, h0, Wx, Wh, gates, hns, hs)
+    cache = GRUCache(x_tm, h0, Wx, Wh, gates, hns, hs)
     return hs.transpose(1, 0, 2), cache
     ### END SOLUTION
 

@@ -1,6 +1,9 @@
-"""Softmax cross-entropy over the last axis, averaged over the unmasked positions.
+"""Losses: each returns the loss and its gradient with respect to the logits at once.
 
-Derivation: ``docs/derivations/embedding-affine-loss.md#softmax-cross-entropy``.
+``softmax_cross_entropy``: over the last axis, averaged over the unmasked positions
+(``docs/derivations/embedding-affine-loss.md#softmax-cross-entropy``).
+``sigmoid_binary_cross_entropy``: per element, for 0/1 targets such as pixels
+(``docs/derivations/embedding-affine-loss.md#sigmoid-binary-cross-entropy``).
 """
 
 from __future__ import annotations
@@ -36,12 +39,7 @@ def softmax_cross_entropy(logits, targets, mask=None):
     xp = get_array_module(logits, targets, mask)
     check.ids_in_range(op, "targets", targets, V, xp)
     if mask is not None:
-        if not (hasattr(mask, "shape") and hasattr(mask, "dtype")) or mask.dtype != bool:
-            raise TypeError(f"{op}: mask must be a bool array of shape {lead}, got "
-                            f"{getattr(mask, 'dtype', type(mask).__name__)}")
-        if tuple(mask.shape) != lead:
-            raise ValueError(f"{op}: mask must have shape {lead} (like targets), "
-                             f"got {tuple(mask.shape)}")
+        check.bool_mask(op, "mask", mask, lead, None)
 
     z = logits.reshape(-1, V)
     y = targets.reshape(-1)
@@ -65,3 +63,28 @@ def softmax_cross_entropy(logits, targets, mask=None):
         probs *= w[:, None]
     probs /= count
     return loss.astype(logits.dtype), probs.reshape(logits.shape)
+
+
+def sigmoid_binary_cross_entropy(logits, targets):
+    """Mean per-element binary cross-entropy of ``sigmoid(logits)`` against 0/1 targets.
+
+    Inputs:
+      logits: any shape, float; targets: the same shape, values in [0, 1].
+    Returns:
+      loss: float, the mean over every element of
+            ``-t log s(z) - (1 - t) log(1 - s(z)) = max(z, 0) - z t + log(1 + exp(-|z|))``
+            (the log-sum-exp form: no exp of a positive number, finite for any z);
+      dlogits: same shape as logits, ``(s(z) - t) / logits.size``.
+    Equations: docs/derivations/embedding-affine-loss.md#sigmoid-binary-cross-entropy
+    """
+    op = "sigmoid_binary_cross_entropy"
+    check.float_array(op, "logits", logits, getattr(logits, "ndim", 0), "...")
+    if tuple(logits.shape) != tuple(targets.shape):
+        raise ValueError(f"{op}: targets must have the shape of logits {tuple(logits.shape)}, "
+                         f"got {tuple(targets.shape)}")
+    xp = get_array_module(logits, targets)
+    t = targets.astype(logits.dtype, copy=False)
+    e = xp.exp(-xp.abs(logits))                          # in (0, 1]: never overflows
+    loss = xp.maximum(logits, 0) - logits * t + xp.log1p(e)
+    s = xp.where(logits >= 0, 1 / (1 + e), e / (1 + e))  # sigmoid, stable on both sides
+    return float(loss.mean()), (s - t) / logits.dtype.type(logits.size)

@@ -22,7 +22,6 @@ from typing import NamedTuple
 
 from ..backend import get_array_module
 from . import _checks as check
-from .activations import sigmoid  # noqa: F401 - for students writing the gates one by one
 
 
 def _gate_affine(H, dtype, xp):
@@ -98,6 +97,18 @@ class LSTMStepCache(NamedTuple):
     tc: object      # (N, H) tanh(c)
 
 
+class LSTMCache(NamedTuple):
+    x_tm: object   # (T*N, D) the inputs, time-major
+    h0: object     # (N, H)
+    c0: object     # (N, H)
+    Wx: object     # (D, 4H)
+    Wh: object     # (H, 4H)
+    gates: object  # (T, N, 4H) i, f, g, o of every step
+    cs: object     # (T, N, H) every c_t
+    tcs: object    # (T, N, H) every tanh(c_t)
+    hs: object     # (T, N, H) every h_t
+
+
 def lstm_step_forward(x, h_prev, c_prev, Wx, Wh, b):
     """One LSTM step.
 
@@ -155,7 +166,7 @@ def lstm_forward(x, h0, c0, Wx, Wh, b):
     Returns:
       hs: (N, T, H) hidden states (a time-major buffer seen through a transpose);
       c_last: (N, H) the cell state after the last step (to carry into the next batch);
-      cache: tuple for ``lstm_backward``.
+      cache: LSTMCache for ``lstm_backward``.
     Equations: docs/derivations/lstm.md#forward
     """
     op = "lstm_forward"
@@ -179,7 +190,7 @@ def lstm_forward(x, h0, c0, Wx, Wh, b):
         gates[t] += xp.matmul(h, Wh, out=hWh)  # the only product left in the loop
         _lstm_cell_forward(gates[t], c, cs[t], tcs[t], hs[t], scale, shift)
         h, c = hs[t], cs[t]
-    cache = (x_tm, h0, c0, Wx, Wh, gates, cs, tcs, hs)
+    cache = LSTMCache(x_tm, h0, c0, Wx, Wh, gates, cs, tcs, hs)
     return hs.transpose(1, 0, 2), cs[T - 1].copy(), cache
     ### END SOLUTION
 

@@ -22,6 +22,14 @@ class RNNStepCache(NamedTuple):
     h: object       # (N, H)
 
 
+class RNNCache(NamedTuple):
+    x_tm: object  # (T*N, D) the inputs, time-major
+    h0: object    # (N, H)
+    Wx: object    # (D, H)
+    Wh: object    # (H, H)
+    hs: object    # (T, N, H) every h_t, time-major
+
+
 def rnn_step_forward(x, h_prev, Wx, Wh, b):
     """One tanh RNN step.
 
@@ -71,7 +79,7 @@ def rnn_forward(x, h0, Wx, Wh, b):
     Returns:
       hs: (N, T, H) hidden states for every step (a time-major buffer seen through a
           transpose, so no copy is made);
-      cache: tuple for ``rnn_backward``.
+      cache: RNNCache for ``rnn_backward``.
     The inputs of all T steps are projected with one matrix product before the loop;
     the loop keeps only the recurrent product and the tanh.
     Equations: docs/derivations/rnn.md#forward
@@ -92,7 +100,7 @@ def rnn_forward(x, h0, Wx, Wh, b):
     for t in range(T):
         hs[t] += xp.matmul(h, Wh, out=hWh)
         h = xp.tanh(hs[t], out=hs[t])
-    cache = (x_tm, h0, Wx, Wh, hs)
+    cache = RNNCache(x_tm, h0, Wx, Wh, hs)
     return hs.transpose(1, 0, 2), cache
     ### END SOLUTION
 

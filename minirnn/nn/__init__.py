@@ -1,11 +1,11 @@
 """Modules that own parameters and gradients and call ``minirnn.functional``."""
 
 from .charrnn import CharRNN
-from .convlstm import ConvLSTM, NextFrameModel, sigmoid_binary_cross_entropy
+from .convlstm import ConvLSTM, NextFrameModel
 from .module import Dropout, Embedding, Linear, Module
 from .recurrent import GRU, LSTM, RNN, Recurrent
 from .seq2seq import AdditiveAttention, RecurrentCell, Seq2Seq
 
 __all__ = ["Module", "Embedding", "Linear", "Dropout", "Recurrent", "RNN", "LSTM", "GRU",
            "CharRNN", "AdditiveAttention", "RecurrentCell", "Seq2Seq",
-           "ConvLSTM", "NextFrameModel", "sigmoid_binary_cross_entropy"]
+           "ConvLSTM", "NextFrameModel"]

@@ -1,4 +1,4 @@
-"""Stacked Conv-LSTM layers, a next-frame model built on them, and its per-pixel loss.
+"""Stacked Conv-LSTM layers and a next-frame model built on them.
 
 ``ConvLSTM.forward(x, state=None) -> (hs, state)`` with ``x (N, T, C, H, W)`` and
 ``hs (N, T, F, H, W)`` (the top layer's hidden states); ``state`` is ``(h, c)``, each
@@ -25,28 +25,6 @@ import numpy as np
 from .. import backend
 from .. import functional as F
 from .module import Module
-
-
-def sigmoid_binary_cross_entropy(logits, targets):
-    """Mean per-pixel binary cross-entropy of ``sigmoid(logits)`` against 0/1 targets.
-
-    Inputs:
-      logits: any shape, float; targets: the same shape, values in [0, 1].
-    Returns:
-      loss: float, the mean over every element of
-            ``-t log s(z) - (1 - t) log(1 - s(z)) = max(z, 0) - z t + log(1 + exp(-|z|))``
-            (the log-sum-exp form: no exp of a positive number, finite for any z);
-      dlogits: same shape as logits, ``(s(z) - t) / logits.size``.
-    """
-    if tuple(logits.shape) != tuple(targets.shape):
-        raise ValueError(f"sigmoid_binary_cross_entropy: targets must have the shape of "
-                         f"logits {tuple(logits.shape)}, got {tuple(targets.shape)}")
-    xp = backend.get_array_module(logits, targets)
-    t = targets.astype(logits.dtype, copy=False)
-    e = xp.exp(-xp.abs(logits))                        # in (0, 1]: never overflows
-    loss = xp.maximum(logits, 0) - logits * t + xp.log1p(e)
-    s = xp.where(logits >= 0, 1 / (1 + e), e / (1 + e))  # sigmoid, stable on both sides
-    return float(loss.mean()), (s - t) / logits.dtype.type(logits.size)
 
 
 def _positive_int(where, name, v):
@@ -176,7 +154,7 @@ class NextFrameModel(Module):
 
     def loss(self, inputs, targets):
         """Mean per-pixel BCE of the predicted frames -> (loss, dlogits)."""
-        return sigmoid_binary_cross_entropy(self.forward(inputs), targets)
+        return F.sigmoid_binary_cross_entropy(self.forward(inputs), targets)
 
     def predict(self, inputs):
         """Probabilities (N, n_out, 1, H, W) that each future pixel is on."""
