@@ -45,6 +45,7 @@ _ROOT = Path(__file__).resolve().parents[1]
 if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
+from minirnn import backend  # noqa: E402
 from minirnn import functional as F  # noqa: E402
 
 try:
@@ -332,6 +333,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    backend.reuse_freed_memory()  # as the trainer does: large buffers reused, not re-faulted
     cores = n_cores()
     use_torch = torch is not None and not args.no_torch
     if use_torch:

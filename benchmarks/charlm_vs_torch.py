@@ -35,7 +35,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from minirnn.data import StreamBatcher, load_corpus  # noqa: E402
-from minirnn.train import TrainConfig, train  # noqa: E402
+from minirnn.training import TrainConfig, train  # noqa: E402
 from minirnn.viz import plot_training  # noqa: E402
 
 SETTINGS = dict(cell="lstm", hidden_size=512, num_layers=2, embedding_dim=64, dropout=0.0,

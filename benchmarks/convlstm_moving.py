@@ -64,18 +64,20 @@ def main(argv=None):
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
 
-    from minirnn.convlstm_train import ConvLSTMConfig, plot_prediction, train_convlstm
     from minirnn.data.moving import held_out_set
+    from minirnn.training import ConvLSTMConfig, predict_probs, train
+    from minirnn.viz import plot_prediction
 
     fps = frames_per_second()
     cfg = ConvLSTMConfig(time_budget=args.budget, eval_every=args.eval_every, seed=args.seed,
                          out=args.out, progress=False)
-    model, hist = train_convlstm(cfg)
+    result = train(cfg)
     test_in, test_out = held_out_set()
-    plot_prediction(model, test_in, test_out, args.figure)
-    bce, base = hist["val_bce"], hist["baseline_bce"]
+    plot_prediction(test_in[0], test_out[0], predict_probs(result.model, test_in[:1])[0],
+                    args.figure)
+    bce, base = result.val["val_bce"], result.val["baseline_bce"]
     print(json.dumps({
-        "steps": hist["step"], "train_seconds": round(hist["train_time"], 1),
+        "steps": result.step, "train_seconds": round(result.train_time, 1),
         "heldout_bce_model": round(bce, 4), "heldout_bce_copy_last_frame": round(base, 4),
         "relative_reduction": round(1 - bce / base, 4), "target_reduction": 0.30,
         "fwd_bwd_frames_per_s": round(fps, 1),

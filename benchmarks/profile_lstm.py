@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 
+from minirnn import backend
 from minirnn import functional as F
 
 
@@ -34,6 +35,7 @@ def main(argv=None):
         p.add_argument(f"--{name}", type=int, default=default)
     p.add_argument("--repeats", type=int, default=15)
     a = p.parse_args(argv)
+    backend.reuse_freed_memory()  # as the trainer does
     N, T, D, H = a.N, a.T, a.D, a.H
     rng = np.random.default_rng(0)
 

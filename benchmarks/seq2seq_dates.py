@@ -46,8 +46,8 @@ def main(argv=None):
         sys.path.insert(0, str(ROOT))
 
     from minirnn.data.tasks import TaskData, exact_match
-    from minirnn.seq2seq_train import (Seq2SeqConfig, attention_weights, train_seq2seq,
-                                       translate)
+    from minirnn.generate import attention_weights, translate
+    from minirnn.training import Seq2SeqConfig, train
     from minirnn.viz import plot_attention, plot_training
 
     summary = {}
@@ -56,7 +56,8 @@ def main(argv=None):
                             n_train=50_000, seed=args.seed, out=str(Path(args.out) / task),
                             progress=False)
         t0 = time.perf_counter()
-        model, vocab, hist = train_seq2seq(cfg)
+        result = train(cfg)
+        model, vocab = result.model, result.vocab
         data = TaskData(task, n_train=cfg.n_train, n_test=cfg.n_test, seed=cfg.seed)
         sources = [s for s, _ in data.test_pairs]
         targets = [t for _, t in data.test_pairs]
@@ -66,7 +67,7 @@ def main(argv=None):
         beam_s = time.perf_counter() - t1
         wrong = [(s, g, t) for s, g, t in zip(sources, greedy, targets) if g != t][:10]
         summary[task] = {
-            "steps": hist["step"], "train_seconds": round(hist["train_time"], 1),
+            "steps": result.step, "train_seconds": round(result.train_time, 1),
             "wall_seconds": round(time.perf_counter() - t0, 1),
             "exact_match_greedy": exact_match(greedy, targets),
             f"exact_match_beam{args.beam_width}": exact_match(beam, targets),

@@ -59,6 +59,7 @@ from . import backend
 
 __all__ = [
     "save_checkpoint", "load_checkpoint", "is_finite_checkpoint", "CheckpointError",
+    "remove_stale_temporaries",
     "FORMAT", "VERSION", "META_KEY",
 ]
 
@@ -220,7 +221,29 @@ def save_checkpoint(path, arrays, metadata, *, allow_nonfinite=False):
     if not isinstance(metadata, Mapping):
         raise TypeError(f"save_checkpoint: metadata must be a dict, got "
                         f"{type(metadata).__name__}")
+    host = _host_arrays(arrays)
+    if not allow_nonfinite:
+        bad = is_finite_checkpoint(host)
+        if bad:
+            raise ValueError(
+                f"save_checkpoint: arrays {', '.join(repr(k) for k in bad)} hold NaN or Inf; "
+                f"refusing to write {path} (pass allow_nonfinite=True to save them anyway)")
+    meta = {
+        "format": FORMAT,
+        "version": VERSION,
+        "arrays": {k: {"dtype": a.dtype.str, "shape": list(a.shape)} for k, a in host.items()},
+        "metadata": _jsonable(dict(metadata), "metadata"),
+    }
+    meta_bytes = json.dumps(meta).encode("ascii")  # non-ASCII text as \u escapes
+    host[META_KEY] = _np.frombuffer(meta_bytes, dtype=_np.uint8)
+    if path.is_dir():
+        raise IsADirectoryError(f"save_checkpoint: {path} is a directory, not a file name")
+    _write_atomically(path, host)
+    return path
 
+
+def _host_arrays(arrays):
+    """``arrays`` as host NumPy arrays, keys checked, object arrays refused."""
     host = {}
     for key, value in arrays.items():
         _check_key(key)
@@ -234,31 +257,20 @@ def save_checkpoint(path, arrays, metadata, *, allow_nonfinite=False):
                             "would need pickling; checkpoints hold numeric, bool and string "
                             "arrays only")
         host[key] = a
+    return host
 
-    if not allow_nonfinite:
-        bad = is_finite_checkpoint(host)
-        if bad:
-            raise ValueError(
-                f"save_checkpoint: arrays {', '.join(repr(k) for k in bad)} hold NaN or Inf; "
-                f"refusing to write {path} (pass allow_nonfinite=True to save them anyway)")
 
-    meta = {
-        "format": FORMAT,
-        "version": VERSION,
-        "arrays": {k: {"dtype": a.dtype.str, "shape": list(a.shape)} for k, a in host.items()},
-        "metadata": _jsonable(dict(metadata), "metadata"),
-    }
-    meta_bytes = json.dumps(meta).encode("ascii")  # non-ASCII text as \u escapes
-    members = dict(host)
-    members[META_KEY] = _np.frombuffer(meta_bytes, dtype=_np.uint8)
+def _temporary_prefix(path):
+    return f".{path.name}."
 
-    if path.is_dir():
-        raise IsADirectoryError(f"save_checkpoint: {path} is a directory, not a file name")
+
+def _write_atomically(path, members):
+    """Write the npz of ``members`` to a temporary file beside ``path``, fsync it and
+    rename it over ``path``; on any error remove the temporary file."""
     directory = path.parent
     directory.mkdir(parents=True, exist_ok=True)
     mode = _new_file_mode(path)
-
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=_temporary_prefix(path), suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             _write_npz(f, members)
@@ -273,7 +285,20 @@ def save_checkpoint(path, arrays, metadata, *, allow_nonfinite=False):
             pass
         raise
     _fsync_dir(directory)
-    return path
+
+
+def remove_stale_temporaries(path):
+    """Delete the temporary files a killed save of ``path`` left beside it (a save that
+    was stopped with ``kill -9`` cannot clean up after itself); returns their names."""
+    path = pathlib.Path(path)
+    removed = []
+    for tmp in path.parent.glob(_temporary_prefix(path) + "*.tmp"):
+        try:
+            tmp.unlink()
+            removed.append(tmp.name)
+        except OSError:
+            pass
+    return removed
 
 
 # --------------------------------------------------------------------------------------
@@ -299,6 +324,24 @@ def _read_member(zf, member):
         return _np.lib.format.read_array(fp, allow_pickle=False)
 
 
+def _corrupt(path, detail):
+    return CheckpointError(
+        f"checkpoint {path} is truncated or not a minirnn checkpoint ({detail})")
+
+
+def _foreign(path, detail):
+    return CheckpointError(f"{path} was not written by minirnn: {detail}")
+
+
+def _failure(e):
+    """A reader's exception in words, without NumPy's advice to load pickles "unsafely"
+    (minirnn never does, and never tells a user to)."""
+    text = f"{type(e).__name__}: {e}"
+    if "pickle" in text.lower():
+        return "it holds pickled Python objects, which minirnn never loads"
+    return text
+
+
 def load_checkpoint(path):
     """Read a checkpoint written by ``save_checkpoint``.
 
@@ -317,104 +360,108 @@ def load_checkpoint(path):
         raise CheckpointError(f"checkpoint {path} does not exist")
     if path.is_dir():
         raise CheckpointError(f"checkpoint {path} is a directory, not a checkpoint file")
-
-    def corrupt(detail):
-        return CheckpointError(
-            f"checkpoint {path} is truncated or not a minirnn checkpoint ({detail})")
-
-    def foreign(detail):
-        return CheckpointError(f"{path} was not written by minirnn: {detail}")
-
     try:
         npz = _np.load(path, allow_pickle=False)
     except _CORRUPT as e:
-        raise corrupt(f"{type(e).__name__}: {e}") from e
+        raise _corrupt(path, _failure(e)) from e
     if not isinstance(npz, _np.lib.npyio.NpzFile):
-        raise foreign("it is a single .npy array, not an .npz checkpoint")
-
+        raise _foreign(path, "it is a single .npy array, not an .npz checkpoint")
     with npz:
-        try:
-            names = npz.zip.namelist()
-            if len(set(names)) != len(names):
-                raise corrupt("the archive has duplicate members")
-            keys = []
-            for member in names:
-                if not member.endswith(".npy"):
-                    raise foreign(f"the archive member {member!r} is not a .npy array")
-                key = member[:-len(".npy")]
-                _shape, dtype = _member_header(npz.zip, member)
-                if dtype.hasobject:
-                    raise CheckpointError(
-                        f"checkpoint {path}: the array {key!r} has dtype {dtype}, which "
-                        "needs unpickling; minirnn never loads pickled data (it can run "
-                        "arbitrary code), so this file is refused")
-                keys.append(key)
-            if META_KEY not in keys:
-                raise foreign(f"it has no {META_KEY!r} entry (it holds {keys[:5]}"
-                              f"{'...' if len(keys) > 5 else ''})")
-
-            raw = _read_member(npz.zip, META_KEY + ".npy")
-        except CheckpointError:
-            raise
-        except _CORRUPT as e:
-            raise corrupt(f"{type(e).__name__}: {e}") from e
-
-        if raw.dtype != _np.uint8 or raw.ndim != 1:
-            raise foreign(f"its {META_KEY!r} entry is not JSON bytes")
-        try:
-            meta = json.loads(raw.tobytes().decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as e:
-            raise foreign(f"its {META_KEY!r} entry is not valid UTF-8 JSON ({e})") from e
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-            marker = meta.get("format") if isinstance(meta, dict) else None
-            raise foreign(f"its format marker is {marker!r}, expected {FORMAT!r}")
-        version = meta.get("version")
-        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-            raise corrupt(f"invalid format version {version!r}")
-        if version > VERSION:
-            raise CheckpointError(
-                f"checkpoint {path} has format version {version}, but this minirnn reads "
-                f"versions up to {VERSION}; upgrade minirnn to load it")
-        manifest = meta.get("arrays")
-        metadata = meta.get("metadata")
-        if not isinstance(manifest, dict) or not isinstance(metadata, dict):
-            raise corrupt(f"its {META_KEY!r} entry lacks the 'arrays' or 'metadata' field")
-
+        keys = _member_keys(path, npz.zip)
+        manifest, metadata = _read_meta(path, npz.zip)
         data_keys = [k for k in keys if k != META_KEY]
         if set(data_keys) != set(manifest):
             missing = sorted(set(manifest) - set(data_keys))
             extra = sorted(set(data_keys) - set(manifest))
-            raise corrupt(f"arrays missing: {missing}, unexpected: {extra}")
-
-        arrays = {}
-        for key in manifest:  # the order they were saved in
-            try:
-                a = _read_member(npz.zip, key + ".npy")
-            except _CORRUPT as e:
-                raise corrupt(f"array {key!r}: {type(e).__name__}: {e}") from e
-            spec = manifest[key]
-            try:
-                ok = (isinstance(spec, dict) and isinstance(spec.get("dtype"), str)
-                      and a.dtype == _np.dtype(spec["dtype"])
-                      and list(a.shape) == spec.get("shape"))
-            except TypeError:
-                ok = False
-            if not ok:
-                raise corrupt(f"array {key!r} is {a.dtype} {a.shape}, its manifest says {spec}")
-            arrays[key] = a
+            raise _corrupt(path, f"arrays missing: {missing}, unexpected: {extra}")
+        arrays = {key: _read_checked(path, npz.zip, key, manifest[key]) for key in manifest}
     return arrays, metadata
 
 
-def load_module(path, kind, model_cls):
+def _member_keys(path, zf):
+    """The array names of the archive, each a ``.npy`` member without object dtype."""
+    try:
+        names = zf.namelist()
+        if len(set(names)) != len(names):
+            raise _corrupt(path, "the archive has duplicate members")
+        keys = []
+        for member in names:
+            if not member.endswith(".npy"):
+                raise _foreign(path, f"the archive member {member!r} is not a .npy array")
+            key = member[:-len(".npy")]
+            _shape, dtype = _member_header(zf, member)
+            if dtype.hasobject:
+                raise CheckpointError(
+                    f"checkpoint {path}: the array {key!r} has dtype {dtype}, which "
+                    "needs unpickling; minirnn never loads pickled data (it can run "
+                    "arbitrary code), so this file is refused")
+            keys.append(key)
+    except CheckpointError:
+        raise
+    except _CORRUPT as e:
+        raise _corrupt(path, _failure(e)) from e
+    if META_KEY not in keys:
+        raise _foreign(path, f"it has no {META_KEY!r} entry (it holds {keys[:5]}"
+                             f"{'...' if len(keys) > 5 else ''})")
+    return keys
+
+
+def _read_meta(path, zf):
+    """The manifest (array name -> dtype and shape) and the caller's metadata."""
+    try:
+        raw = _read_member(zf, META_KEY + ".npy")
+    except _CORRUPT as e:
+        raise _corrupt(path, _failure(e)) from e
+    if raw.dtype != _np.uint8 or raw.ndim != 1:
+        raise _foreign(path, f"its {META_KEY!r} entry is not JSON bytes")
+    try:
+        meta = json.loads(raw.tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise _foreign(path, f"its {META_KEY!r} entry is not valid UTF-8 JSON ({e})") from e
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        marker = meta.get("format") if isinstance(meta, dict) else None
+        raise _foreign(path, f"its format marker is {marker!r}, expected {FORMAT!r}")
+    version = meta.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise _corrupt(path, f"invalid format version {version!r}")
+    if version > VERSION:
+        raise CheckpointError(
+            f"checkpoint {path} has format version {version}, but this minirnn reads "
+            f"versions up to {VERSION}; upgrade minirnn to load it")
+    manifest, metadata = meta.get("arrays"), meta.get("metadata")
+    if not isinstance(manifest, dict) or not isinstance(metadata, dict):
+        raise _corrupt(path, f"its {META_KEY!r} entry lacks the 'arrays' or 'metadata' field")
+    return manifest, metadata
+
+
+def _read_checked(path, zf, key, spec):
+    """The array ``key``, which must have the dtype and shape its manifest ``spec`` says."""
+    try:
+        a = _read_member(zf, key + ".npy")
+    except _CORRUPT as e:
+        raise _corrupt(path, f"array {key!r}: {_failure(e)}") from e
+    try:
+        ok = (isinstance(spec, dict) and isinstance(spec.get("dtype"), str)
+              and a.dtype == _np.dtype(spec["dtype"]) and list(a.shape) == spec.get("shape"))
+    except TypeError:
+        ok = False
+    if not ok:
+        raise _corrupt(path, f"array {key!r} is {a.dtype} {a.shape}, its manifest says {spec}")
+    return a
+
+
+def load_module(path, models):
     """Rebuild a model saved as ``{"kind": kind, "model": <constructor kwargs>}`` metadata
-    plus ``"model/<param>"`` arrays. Returns (model, arrays, metadata); a checkpoint of
-    another kind is refused with a message naming both kinds.
+    plus ``"model/<param>"`` arrays; ``models`` maps the kinds the caller accepts to their
+    classes. Returns (model, arrays, metadata); a checkpoint of another kind is refused
+    with a message naming both kinds.
     """
     arrays, meta = load_checkpoint(path)
-    if meta.get("kind") != kind:
-        raise CheckpointError(f"{path} holds a {meta.get('kind')!r} checkpoint, not a "
-                              f"{kind!r} one")
-    model = model_cls(**meta["model"])
+    kind = meta.get("kind")
+    if kind not in models:
+        wanted = " or ".join(repr(k) for k in models)
+        raise CheckpointError(f"{path} holds a {kind!r} checkpoint, not a {wanted} one")
+    model = models[kind](**meta["model"])
     model.load_state_dict({k[len("model/"):]: v for k, v in arrays.items()
                            if k.startswith("model/")})
     return model, arrays, meta

@@ -1,4 +1,5 @@
-"""Figures: the training curve of a run (from its ``metrics.jsonl``).
+"""Figures: the training curve of a run (from its ``metrics.jsonl``), attention heatmaps
+and predicted frames.
 
 matplotlib is imported lazily with the Agg backend, so nothing here needs a screen.
 """
@@ -116,4 +117,30 @@ def plot_attention(weights, source, output, out_path, title=None):
     ax.set_ylabel("output")
     if title:
         ax.set_title(title, fontsize=10)
+    return save_figure(fig, out_path)
+
+
+def plot_prediction(inputs, targets, probs, out_path, title=None):
+    """One sequence of frames: the inputs, the true future and the predicted one.
+
+    inputs: (T_in, 1, H, W) frames; targets and probs: (n_out, 1, H, W), the true frames
+    and the predicted probability of each pixel being on. Returns the output path.
+    """
+    frames_in, frames_true, frames_pred = inputs[:, 0], targets[:, 0], probs[:, 0]
+    cols = max(len(frames_in), len(frames_true))
+    fig, axes = new_figure(3, cols, figsize=(1.2 * cols, 4.0), dpi=110, squeeze=False)
+    rows = (("input", frames_in), ("true", frames_true), ("predicted", frames_pred))
+    for r, (label, frames) in enumerate(rows):
+        for c in range(cols):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c < len(frames):
+                ax.imshow(frames[c], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+                offset = 0 if r == 0 else len(frames_in)
+                ax.set_title(f"t={offset + c + 1}", fontsize=7)
+            else:
+                ax.axis("off")
+        axes[r, 0].set_ylabel(label, fontsize=9)
+    fig.suptitle(title or "Conv-LSTM next-frame prediction (moving squares)", fontsize=10)
     return save_figure(fig, out_path)

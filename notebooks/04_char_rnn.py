@@ -22,7 +22,7 @@
 # Here we put an LSTM to work as a **language model**. It reads Shakespeare one
 # character at a time and, at every position, predicts the next character. Then we:
 #
-# 1. train it with `minirnn.train` and read the training curve;
+# 1. train it with `minirnn.training` and read the training curve;
 # 2. sample text from it with different temperatures, top-k and top-p;
 # 3. open it up: run it over a passage and colour each character by the activation of
 #    one hidden unit, to find units that track something readable, such as the
@@ -49,7 +49,7 @@ from IPython.display import HTML, display
 
 from minirnn.data import load_corpus
 from minirnn.generate import filter_logits, sample
-from minirnn.train import TrainConfig, load_model, train
+from minirnn.training import TrainConfig, load_model, train
 from minirnn.viz import read_metrics
 
 FAST = os.environ.get("MINIRNN_FAST") == "1"

@@ -72,7 +72,8 @@ import numpy as np
 from minirnn import functional as F
 from minirnn import gradcheck
 from minirnn.data import DATE_FORMATS, TaskData, encode_batch, exact_match, format_date
-from minirnn.seq2seq_train import Seq2SeqConfig, attention_weights, train_seq2seq, translate
+from minirnn.generate import attention_weights, translate
+from minirnn.training import Seq2SeqConfig, train
 
 FAST = os.environ.get("MINIRNN_FAST") == "1"
 RUN_DIR = tempfile.mkdtemp(prefix="minirnn-05-")
@@ -298,7 +299,8 @@ if FAST:
 else:
     cfg = Seq2SeqConfig(task="dates", time_budget=90, eval_every=250, n_train=50_000,
                         n_test=1000, out=RUN_DIR, progress=False)
-model, vocab, history = train_seq2seq(cfg)
+result = train(cfg)
+model, vocab = result.model, result.vocab
 
 # %% [markdown]
 # ### Translating
@@ -370,7 +372,7 @@ print(f"beam search, K=4: exact match {exact_match(beam, targets):.1%}")
 def log_prob(source, output):
     """log p(output + <eos> | source) under the model, summed over the output's characters."""
     b = encode_batch(vocab, [(source, output)])
-    loss, _ = model.loss(b["src"], b["src_mask"], b["tgt_in"], b["tgt_out"], b["tgt_mask"])
+    loss, _ = model.loss(b)
     return -float(loss) * int(b["tgt_mask"].sum())  # the loss is the mean over those characters
 
 

@@ -59,7 +59,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from minirnn import backend, gradcheck
-from minirnn.convlstm_train import ConvLSTMConfig, predict_probs, train_convlstm
+from minirnn.training import ConvLSTMConfig, predict_probs, train
 from minirnn.data import clipped_bce, copy_last_frame_bce, held_out_set, moving_squares
 from minirnn.nn import NextFrameModel
 from minirnn.viz import read_metrics
@@ -145,7 +145,7 @@ print(f"constant p = {p_bar:.3f} everywhere: BCE {const_bce:.4f}")
 
 # %%
 def tiny_loss(backward):
-    value, dlogits = tiny.loss(x_small, y_small)
+    value, dlogits = tiny.loss({"inputs": x_small, "targets": y_small})
     if backward:
         tiny.backward(dlogits)
     return value
@@ -176,7 +176,7 @@ if FAST:
 else:
     cfg = ConvLSTMConfig(hidden_channels=16, time_budget=180, eval_every=250, n_test=n_test,
                          out=RUN_DIR, progress=False)
-model, history = train_convlstm(cfg)
+model = train(cfg).model
 
 # %%
 records = read_metrics(RUN_DIR)

@@ -29,7 +29,7 @@ def test_next_frame_loss_gradient_matches_centered_differences(float64, num_laye
     model.params["head.b"][...] = 0.3  # a non-zero bias, so its role is checked too
 
     def loss(backward):
-        value, dlogits = model.loss(inputs, targets)
+        value, dlogits = model.loss({"inputs": inputs, "targets": targets})
         if backward:
             model.backward(dlogits)
         return value
@@ -141,15 +141,16 @@ def test_copy_last_frame_baseline_on_a_constructed_case():
 
 
 def test_a_short_training_run_lowers_the_held_out_loss(tmp_path):
-    from minirnn.convlstm_train import ConvLSTMConfig, evaluate, train_convlstm
+    from minirnn.training import ConvLSTMConfig, train
+    from minirnn.training.convlstm import evaluate
 
     test_in, test_out = held_out_set(100)
     cfg = ConvLSTMConfig(hidden_channels=4, steps=30, eval_every=30, n_test=100,
                          batch_size=8, out=str(tmp_path), progress=False)
     before, baseline = evaluate(nn.NextFrameModel(4, seed=0), test_in, test_out)
-    model, hist = train_convlstm(cfg, log=lambda s: None)
-    assert hist["step"] == 30 and hist["baseline_bce"] == pytest.approx(baseline)
-    assert hist["val_bce"] < 0.8 * before, (before, hist["val_bce"])
+    result = train(cfg, log=lambda s: None)
+    assert result.step == 30 and result.val["baseline_bce"] == pytest.approx(baseline)
+    assert result.val["val_bce"] < 0.8 * before, (before, result.val["val_bce"])
     losses = [json.loads(l)["loss"] for l in (tmp_path / "metrics.jsonl").read_text().splitlines()
               if '"loss"' in l]
     assert np.mean(losses[-5:]) < np.mean(losses[:5])
@@ -157,7 +158,7 @@ def test_a_short_training_run_lowers_the_held_out_loss(tmp_path):
 
 def test_cli_trains_two_steps_and_writes_checkpoint_and_figure(tmp_path, capsys):
     from minirnn import cli
-    from minirnn.convlstm_train import load_convlstm
+    from minirnn.training import load_convlstm
 
     out = tmp_path / "run"
     assert cli.main(["convlstm", "train", "--task", "moving-squares", "--hidden-channels", "2",
@@ -174,5 +175,5 @@ def test_cli_trains_two_steps_and_writes_checkpoint_and_figure(tmp_path, capsys)
     assert all(r["val_bce"] > 0 and r["baseline_bce"] > 0 for r in evals)
     capsys.readouterr()
     assert cli.main(["convlstm", "train", "--kernel-size", "2", "--steps", "1",
-                     "--out", str(out), "--no-progress"]) == 1
+                     "--out", str(out), "--no-progress"]) == 2  # a usage error
     assert "--kernel-size must be odd" in capsys.readouterr().err

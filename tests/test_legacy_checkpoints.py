@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 
 from minirnn import generate
-from minirnn.convlstm_train import load_convlstm, predict_probs
 from minirnn.data.moving import held_out_set
-from minirnn.seq2seq_train import load_seq2seq, translate
-from minirnn.train import load_model
+from minirnn.generate import translate
+from minirnn.training import load_convlstm, load_model, load_seq2seq, predict_probs
 
 HERE = Path(__file__).with_name("fixtures") / "before_one_loop"
 EXPECTED = json.loads((HERE / "expected.json").read_text(encoding="utf-8"))

@@ -22,7 +22,7 @@ import pytest
 from minirnn import backend, cli, optim
 from minirnn.checkpoint import load_checkpoint, save_checkpoint
 from minirnn.nn import CharRNN
-from minirnn.train import TrainConfig, TrainingDiverged, load_model, train
+from minirnn.training import TrainConfig, TrainingDiverged, load_model, train
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -134,7 +134,7 @@ def test_more_than_10000_distinct_characters_is_refused_before_any_model_is_buil
     def no_model(*args, **kwargs):
         raise AssertionError("a model (and its one-hot input) was built")
 
-    monkeypatch.setattr("minirnn.train.CharRNN", no_model)
+    monkeypatch.setattr("minirnn.training.charlm.CharRNN", no_model)
     code, _, err = run_cli(capsys, "train", "--data", path, *TINY, "--steps", 1,
                            "--out", tmp_path / "r")
     assert code == 1 and no_traceback(err)
@@ -322,8 +322,8 @@ def test_resume_refuses_other_model_settings_and_accepts_and_says_steps_budget_a
                            "--hidden-size", 16)
     assert code == 1 and no_traceback(err)
     assert "cannot resume from" in err and "settings differ from the checkpoint's" in err
-    assert "  cell: checkpoint has 'lstm', now 'gru'" in err
-    assert "  hidden_size: checkpoint has 8, now 16" in err
+    assert "cell: checkpoint has 'lstm', now 'gru'; hidden_size: checkpoint has 8, now 16" in err
+    assert err.count("\n") == 1  # one line, like every refusal
     assert (out / "checkpoint.npz").read_bytes() == before
 
     code, said, err = run_cli(capsys, *args, "--steps", 5, "--time-budget", 60, "--lr", "1e-3",
@@ -414,19 +414,19 @@ def test_a_10000_character_prompt_and_length_0(trained, capsys):
     assert code == 0 and out == "中文\n"
 
 
-@pytest.mark.parametrize("flags, expect", [
-    (["--top-p", "0"], "--top-p must be a number in (0, 1], got 0.0"),
-    (["--top-p", "1.5"], "--top-p must be a number in (0, 1], got 1.5"),
-    (["--temperature", "-1"], "--temperature must be a finite number >= 0"),
-    (["--temperature", "nan"], "--temperature must be a finite number >= 0"),
-    (["--top-k", "0"], "--top-k must be an int >= 1, got 0"),
-    (["--length", "-1"], "--length must be an int >= 0, got -1"),
-    (["--prompt", "xyz"], "character(s) not in the vocabulary"),
+@pytest.mark.parametrize("flags, status, expect", [  # 2: a usage error; 1: the model's
+    (["--top-p", "0"], 2, "--top-p must be a number in (0, 1], got 0.0"),
+    (["--top-p", "1.5"], 2, "--top-p must be a number in (0, 1], got 1.5"),
+    (["--temperature", "-1"], 2, "--temperature must be a finite number >= 0"),
+    (["--temperature", "nan"], 2, "--temperature must be a finite number >= 0"),
+    (["--top-k", "0"], 2, "--top-k must be an int >= 1, got 0"),
+    (["--length", "-1"], 2, "--length must be an int >= 0, got -1"),
+    (["--prompt", "xyz"], 1, "character(s) not in the vocabulary"),
 ])
-def test_bad_sampling_values_exit_1_with_a_message_naming_the_flag(trained, capsys, flags,
-                                                                   expect):
+def test_bad_sampling_values_exit_with_one_line_naming_the_flag(trained, capsys, flags,
+                                                                 status, expect):
     code, out, err = sample_strictly(capsys, trained[0], *flags)
-    assert code == 1 and out == "" and no_traceback(err)
+    assert code == status and out == "" and no_traceback(err)
     assert err.startswith("minirnn sample: ") and expect in err, err
 
 

@@ -25,8 +25,13 @@ def toy_batch(rng, V=6, N=2, S=4, T=3):
     return src, src_mask, tgt_in, tgt_out, tgt_mask
 
 
+def as_batch(src, src_mask, tgt_in, tgt_out, tgt_mask):
+    return dict(src=src, src_mask=src_mask, tgt_in=tgt_in, tgt_out=tgt_out, tgt_mask=tgt_mask)
+
+
 @pytest.mark.parametrize("cell, bidirectional", [("lstm", False), ("gru", False),
-                                                 ("lstm", True), ("gru", True)])
+                                                 ("lstm", True), ("gru", True),
+                                                 ("rnn", True)])
 def test_seq2seq_loss_gradient_matches_centered_differences(float64, cell, bidirectional):
     model = nn.Seq2Seq(6, embedding_dim=3, hidden_size=4, attention_size=3, cell=cell,
                        bidirectional=bidirectional, seed=1)
@@ -38,7 +43,7 @@ def test_seq2seq_loss_gradient_matches_centered_differences(float64, cell, bidir
     batch = toy_batch(np.random.default_rng(0))
 
     def loss(backward):
-        value, dlogits = model.loss(*batch)
+        value, dlogits = model.loss(as_batch(*batch))
         if backward:
             model.backward(dlogits)
         return float(value)
@@ -55,15 +60,16 @@ def test_padding_does_not_change_the_loss_of_a_row(float64):
     rng = np.random.default_rng(1)
     src, src_mask, tgt_in, tgt_out, tgt_mask = toy_batch(rng)
     only_row_1 = np.array([[False] * 3, [True] * 3])
-    both, _ = model.loss(src, src_mask, tgt_in, tgt_out, only_row_1)
-    alone, _ = model.loss(src[1:, :2], src_mask[1:, :2], tgt_in[1:], tgt_out[1:], tgt_mask[1:])
+    both, _ = model.loss(as_batch(src, src_mask, tgt_in, tgt_out, only_row_1))
+    alone, _ = model.loss(as_batch(src[1:, :2], src_mask[1:, :2], tgt_in[1:], tgt_out[1:],
+                                   tgt_mask[1:]))
     assert float(both) == pytest.approx(float(alone), rel=1e-12)
 
 
 def test_step_reproduces_the_teacher_forced_logits(float64):
     model = nn.Seq2Seq(6, embedding_dim=3, hidden_size=4, attention_size=3, cell="gru", seed=3)
     src, src_mask, tgt_in, tgt_out, tgt_mask = toy_batch(np.random.default_rng(2))
-    model.loss(src, src_mask, tgt_in, tgt_out, tgt_mask)
+    model.loss(as_batch(src, src_mask, tgt_in, tgt_out, tgt_mask))
     weights = model.last_weights
     keys, _ = model.encode(src, src_mask)
     state = model.initial_state(keys, src_mask)
@@ -94,18 +100,20 @@ def test_cli_trains_translates_and_refuses_bad_sources(tmp_path, capsys):
     assert cli.main(["seq2seq", "translate", str(out / "checkpoint.npz"), ""]) == 1
     assert "non-empty" in capsys.readouterr().err
     assert cli.main(["seq2seq", "translate", str(out / "checkpoint.npz"), "3/3/2020",
-                     "--beam-width", "0"]) == 1
-    assert "--beam-width must be at least 1" in capsys.readouterr().err
+                     "--beam-width", "0"]) == 2  # a usage error
+    assert "--beam-width must be an int >= 1, got 0" in capsys.readouterr().err
+    assert (out / "loss.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "attention.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_seq2seq_beam_search_of_width_1_is_greedy_decoding(float64):
     from minirnn import generate
     from minirnn.data.tasks import Seq2SeqVocab
-    from minirnn.seq2seq_train import _encode_sources
+    from minirnn.generate.translate import encode_sources
 
     vocab = Seq2SeqVocab.for_task("reverse")
     model = nn.Seq2Seq(len(vocab), embedding_dim=4, hidden_size=6, attention_size=4, seed=4)
-    src, mask = _encode_sources(vocab, ["abc", "hello", "z"])
+    src, mask = encode_sources(vocab, ["abc", "hello", "z"])
     keys, _ = model.encode(src, mask)
     start = np.full(3, vocab.sos_id)
     ids, scores = generate.greedy_decode(model.step, model.initial_state(keys, mask), start,

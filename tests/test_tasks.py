@@ -370,13 +370,15 @@ def test_test_set_is_fixed_held_out_and_disjoint_from_training():
     assert TaskData("sort", 3000, 500, seed=2).test_pairs != a.test_pairs
 
 
-def test_batches_are_deterministic_for_a_seeded_generator_and_cover_each_epoch():
+def test_batches_are_a_function_of_the_step_and_cover_each_epoch():
     data = TaskData("dates", n_train=60, n_test=10, seed=0)
-    take = lambda rng, k: [b for _, b in zip(range(k), data.batches(20, rng))]  # noqa: E731
-    first, again = take(np.random.default_rng(5), 7), take(np.random.default_rng(5), 7)
-    for x, y in zip(first, again):
+    take = lambda seed, k: [data.batch(step, 20, seed) for step in range(k)]  # noqa: E731
+    first = take(5, 7)
+    again = [TaskData("dates", n_train=60, n_test=10, seed=0).batch(s, 20, 5)
+             for s in (6, 2, 4, 0, 1, 3, 5)]  # any order, another object: the same batches
+    for x, y in zip([first[s] for s in (6, 2, 4, 0, 1, 3, 5)], again):
         assert all(np.array_equal(x[k], y[k]) for k in x)
-    other = take(np.random.default_rng(6), 7)
+    other = take(6, 7)
     assert any(not np.array_equal(x["src"], y["src"]) for x, y in zip(first, other))
     vocab = data.vocab
     epochs = []
@@ -394,12 +396,11 @@ def test_batches_are_deterministic_for_a_seeded_generator_and_cover_each_epoch()
 
 def test_batches_drop_the_remainder_and_refuse_bad_arguments():
     data = TaskData("reverse", n_train=50, n_test=5)
-    it = data.batches(20, np.random.default_rng(0))
-    assert [len(next(it)["src"]) for _ in range(5)] == [20] * 5
+    assert [len(data.batch(step, 20)["src"]) for step in range(5)] == [20] * 5
     with pytest.raises(ValueError, match="batch_size"):
-        data.batches(51, np.random.default_rng(0))
-    with pytest.raises(TypeError, match="Generator"):
-        data.batches(10, 0)
+        data.batch(0, 51)
+    with pytest.raises(ValueError, match="step"):
+        data.batch(-1, 10)
 
 
 def test_exact_match_is_the_fraction_of_identical_strings():

@@ -10,7 +10,7 @@ import pytest
 from minirnn import checkpoint, optim
 from minirnn.backend import to_numpy
 from minirnn.data import StreamBatcher, load_corpus
-from minirnn.train import TrainConfig, TrainingDiverged, evaluate, load_model, train
+from minirnn.training import TrainConfig, TrainingDiverged, evaluate, load_model, train
 
 from .conftest import needs_corpus
 
@@ -186,7 +186,7 @@ def test_a_hard_interrupt_inside_the_weight_update_keeps_the_checkpoint_on_disk(
 
 
 def test_a_checkpoint_of_another_kind_is_refused_naming_both(text200, tmp_path):
-    from minirnn.seq2seq_train import load_seq2seq
+    from minirnn.training import load_seq2seq
 
     train(small_cfg(text200, tmp_path / "r", steps=1), log=quiet)
     with pytest.raises(checkpoint.CheckpointError,

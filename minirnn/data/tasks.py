@@ -9,8 +9,8 @@ Each task is a stream of ``(source, target)`` string pairs:
 - ``sort``: 1..12 digits -> the digits in ascending order (``"3141"`` -> ``"1134"``).
 
     data = TaskData("dates", n_train=20_000)
-    for batch in data.batches(64, np.random.default_rng(0)):    # forever, epoch by epoch
-        batch["src"], batch["tgt_in"], batch["tgt_out"]          # (N, S), (N, T), (N, T) int32
+    batch = data.batch(step, 64, seed=0)                 # epoch after epoch, by step
+    batch["src"], batch["tgt_in"], batch["tgt_out"]      # (N, S), (N, T), (N, T) int32
     exact_match(predicted_strings, [t for _, t in data.test_pairs])
 
 Date conventions, chosen so that no source is ambiguous:
@@ -385,32 +385,29 @@ class TaskData:
         return (f"TaskData({self.task!r}, n_train={len(self.train_pairs)}, "
                 f"n_test={len(self.test_pairs)}, seed={self.seed})")
 
-    def batches(self, batch_size, rng):
-        """Shuffled training batches (``encode_batch`` dicts of ``batch_size`` pairs), forever.
+    def batch(self, step, batch_size, seed=0):
+        """Training batch number ``step`` (0, 1, ...): an ``encode_batch`` dict of
+        ``batch_size`` pairs, trimmed to its own longest source and target.
 
-        Each epoch is one ``rng.permutation`` of the training pairs, cut into full batches;
-        the last ``n_train % batch_size`` of the permutation wait for a later epoch's
-        shuffle. The sequence is fixed by the state of the ``numpy.random.Generator`` rng.
+        Epoch ``e`` is the permutation of the training pairs drawn by
+        ``default_rng([seed, e])``, cut into ``n_train // batch_size`` full batches (the
+        last ``n_train % batch_size`` of each permutation sit that epoch out). A batch is
+        a function of ``(step, batch_size, seed)`` alone, so a resumed run reads exactly
+        the batches an uninterrupted one would.
         """
         n = len(self.train_pairs)
-        batch_size = _check_int("TaskData.batches", "batch_size", batch_size, 1)
+        batch_size = _check_int("TaskData.batch", "batch_size", batch_size, 1)
         if batch_size > n:
-            raise ValueError(f"TaskData.batches: batch_size={batch_size} is more than the "
+            raise ValueError(f"TaskData.batch: batch_size={batch_size} is more than the "
                              f"{n} training pairs")
-        if not isinstance(rng, np.random.Generator):
-            raise TypeError(f"TaskData.batches: rng must be a numpy.random.Generator "
-                            f"(np.random.default_rng(seed)), got {type(rng).__name__}")
-        return self._batches(batch_size, rng)
-
-    def _batches(self, batch_size, rng):
-        n = len(self.train_pairs)
-        while True:
-            order = rng.permutation(n)
-            for start in range(0, n - batch_size + 1, batch_size):
-                idx = order[start:start + batch_size]
-                S, T = int(self._src_len[idx].max()), int(self._tgt_len[idx].max())
-                yield {key: a[idx, : (S if key.startswith("src") else T)]
-                       for key, a in self._train.items()}
+        epoch, k = divmod(_check_int("TaskData.batch", "step", step, 0), n // batch_size)
+        if getattr(self, "_epoch", None) != (seed, epoch):
+            self._epoch = (seed, epoch)
+            self._order = np.random.default_rng([seed, epoch]).permutation(n)
+        idx = self._order[k * batch_size:(k + 1) * batch_size]
+        S, T = int(self._src_len[idx].max()), int(self._tgt_len[idx].max())
+        return {key: a[idx, : (S if key.startswith("src") else T)]
+                for key, a in self._train.items()}
 
 
 def exact_match(predictions, targets):

@@ -143,12 +143,15 @@ def keys_and_Wk(op, keys, Wk):
     return N, S, Hk, A
 
 
-def bool_mask(op, name, mask, shape, labels):
-    """``mask`` must be a bool array of ``shape``."""
+def bool_mask(op, name, mask, shape, labels, like=None):
+    """``mask`` must be a bool array of ``shape`` (the shape of the array ``like``)."""
     if not (hasattr(mask, "shape") and hasattr(mask, "dtype")) or mask.dtype != bool:
         want = f"({', '.join(labels)})" if labels else str(tuple(shape))
         raise TypeError(f"{op}: {name} must be a bool array of shape {want}, "
                         f"got {getattr(mask, 'dtype', type(mask).__name__)}")
+    if like is not None and tuple(mask.shape) != tuple(shape):
+        raise ValueError(f"{op}: {name} must have shape {tuple(shape)} (like {like}), "
+                         f"got {tuple(mask.shape)}")
     shape_is(op, name, mask, shape, labels)
 
 

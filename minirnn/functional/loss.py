@@ -39,7 +39,7 @@ def softmax_cross_entropy(logits, targets, mask=None):
     xp = get_array_module(logits, targets, mask)
     check.ids_in_range(op, "targets", targets, V, xp)
     if mask is not None:
-        check.bool_mask(op, "mask", mask, lead, None)
+        check.bool_mask(op, "mask", mask, lead, None, like="targets")
 
     z = logits.reshape(-1, V)
     y = targets.reshape(-1)

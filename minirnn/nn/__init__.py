@@ -3,8 +3,8 @@
 from .charrnn import CharRNN
 from .convlstm import ConvLSTM, NextFrameModel
 from .module import Dropout, Embedding, Linear, Module
-from .recurrent import GRU, LSTM, RNN, Recurrent
-from .seq2seq import AdditiveAttention, RecurrentCell, Seq2Seq
+from .recurrent import GRU, LSTM, RNN, Recurrent, RecurrentCell
+from .seq2seq import AdditiveAttention, Seq2Seq
 
 __all__ = ["Module", "Embedding", "Linear", "Dropout", "Recurrent", "RNN", "LSTM", "GRU",
            "CharRNN", "AdditiveAttention", "RecurrentCell", "Seq2Seq",

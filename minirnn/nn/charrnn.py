@@ -3,9 +3,11 @@
     ids (N, T) -> one-hot or embedding (N, T, E) -> stacked RNN/LSTM/GRU (N, T, H)
         -> dropout -> Linear (N, T, V) logits
 
-``loss(ids, targets, state)`` runs the forward pass and the softmax cross-entropy and
-keeps what ``backward()`` needs; ``backward()`` fills ``grads``. ``step(ids, state)`` is
-one step of inference for sampling.
+``loss(batch) -> (loss, dlogits)`` with ``batch = {"ids": (N, T), "targets": (N, T),
+"state": the state to start from (None for zeros)}`` runs the forward pass and the
+softmax cross-entropy; ``backward(dlogits)`` fills ``grads`` (truncated at the batch).
+The state the batch ends in is ``final_state``: carrying it into the next batch is the
+trainer's business. ``step(ids, state)`` is one step of inference for sampling.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ import numpy as np
 
 from .. import backend
 from .. import functional as F
+from ..functional.cells import get_cell
 from .module import Dropout, Embedding, Linear, Module
-from .recurrent import CELLS, Recurrent
+from .recurrent import Recurrent
 
 
 class CharRNN(Module):
@@ -30,8 +33,7 @@ class CharRNN(Module):
         super().__init__()
         if not isinstance(vocab_size, (int, np.integer)) or vocab_size < 1:
             raise ValueError(f"CharRNN: vocab_size must be a positive int, got {vocab_size!r}")
-        if cell not in CELLS:
-            raise ValueError(f"CharRNN: cell must be one of {sorted(CELLS)}, got {cell!r}")
+        get_cell(cell, "CharRNN: cell")
         if embedding_dim is not None and (not isinstance(embedding_dim, (int, np.integer))
                                           or embedding_dim < 1):
             raise ValueError(f"CharRNN: embedding_dim must be None (one-hot) or a positive "
@@ -50,43 +52,39 @@ class CharRNN(Module):
                                              dropout, seed=seed + 1))
         self.drop = self.add("drop", Dropout(dropout, seed=seed + 2))
         self.head = self.add("head", Linear(hidden_size, vocab_size, rng))
-        self._dlogits = None
+        self.final_state = None
 
     def initial_state(self, batch_size):
         return self.rnn.initial_state(batch_size)
 
     def _inputs(self, ids):
-        F._checks.int_array("CharRNN", "ids", ids)
         if self.embed is not None:
             return self.embed.forward(ids)
+        # One-hot rows are the rows of an identity table: the embedding lookup checks ids.
         xp = backend.get_array_module(ids)
-        F._checks.ids_in_range("CharRNN", "ids", ids, self.vocab_size, xp)
         eye = xp.eye(self.vocab_size, dtype=self.params["head.W"].dtype)
-        return eye[ids]  # (N, T, V) one-hot rows
+        return F.embedding_forward(ids, eye)[0]  # (N, T, V)
 
     def forward(self, ids, state=None):
         """ids: (N, T) ints -> logits (N, T, V) and the final recurrent state."""
         hs, state = self.rnn.forward(self._inputs(ids), state)
         return self.head.forward(self.drop.forward(hs)), state
 
-    def loss(self, ids, targets, state=None, mask=None):
-        """Mean cross-entropy (nats per symbol) of predicting ``targets`` (N, T) from ``ids``.
+    def loss(self, batch):
+        """Mean cross-entropy (nats per symbol) of predicting ``batch["targets"]`` from
+        ``batch["ids"]``, starting from ``batch.get("state")`` -> (loss, dlogits).
 
-        Returns (loss as a 0-d array, final state); keeps dL/dlogits for ``backward``.
+        ``loss`` is a 0-d array; the state the batch ends in becomes ``final_state``.
         """
-        logits, state = self.forward(ids, state)
-        loss, self._dlogits = F.softmax_cross_entropy(logits, targets, mask)
-        return loss, state
+        logits, self.final_state = self.forward(batch["ids"], batch.get("state"))
+        return F.softmax_cross_entropy(logits, batch["targets"], batch.get("mask"))
 
-    def backward(self):
+    def backward(self, dlogits):
         """Add the gradient of the last ``loss`` into ``grads`` (truncated at the batch)."""
-        if self._dlogits is None:
-            raise RuntimeError("CharRNN.backward: call loss(...) first")
-        dhs = self.drop.backward(self.head.backward(self._dlogits))
+        dhs = self.drop.backward(self.head.backward(dlogits))
         dx, _ = self.rnn.backward(dhs)
         if self.embed is not None:
             self.embed.backward(dx)
-        self._dlogits = None
 
     def step(self, ids, state):
         """One step of inference: ids (N,) -> logits (N, V), next state."""

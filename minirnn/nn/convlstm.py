@@ -106,8 +106,8 @@ class NextFrameModel(Module):
     """ConvLSTM over the input frames, ``n_out`` more steps on zeros, a 1x1 conv to logits.
 
     ``forward(inputs (N, T_in, 1, H, W)) -> logits (N, n_out, 1, H, W)``;
-    ``loss(inputs, targets) -> (loss, dlogits)``; ``backward(dlogits)``;
-    ``predict(inputs) -> probabilities``.
+    ``loss(batch) -> (loss, dlogits)`` with ``batch = {"inputs": ..., "targets": (N, n_out,
+    1, H, W)}``; ``backward(dlogits)``; ``predict(inputs) -> probabilities``.
     """
 
     def __init__(self, hidden_channels=16, kernel_size=3, num_layers=1, seed=0, n_out=5):
@@ -152,9 +152,9 @@ class NextFrameModel(Module):
         self.convlstm.backward(dhs)
         self._cache = None
 
-    def loss(self, inputs, targets):
+    def loss(self, batch):
         """Mean per-pixel BCE of the predicted frames -> (loss, dlogits)."""
-        return F.sigmoid_binary_cross_entropy(self.forward(inputs), targets)
+        return F.sigmoid_binary_cross_entropy(self.forward(batch["inputs"]), batch["targets"])
 
     def predict(self, inputs):
         """Probabilities (N, n_out, 1, H, W) that each future pixel is on."""

@@ -1,4 +1,4 @@
-"""Encoder-decoder with additive attention: AdditiveAttention, RecurrentCell, Seq2Seq.
+"""Encoder-decoder with additive attention: AdditiveAttention and Seq2Seq.
 
     src ids (N, S) -> embedding -> encoder RNN (optionally bidirectional) -> keys (N, S, Hk)
     for each output step t (teacher forcing in training):
@@ -19,7 +19,8 @@ import numpy as np
 from .. import backend
 from .. import functional as F
 from .module import Linear, Module
-from .recurrent import Recurrent
+from ..functional.cells import get_cell
+from .recurrent import Recurrent, RecurrentCell
 
 
 class AdditiveAttention(Module):
@@ -51,54 +52,6 @@ class AdditiveAttention(Module):
         return dquery, dkeys
 
 
-class RecurrentCell(Module):
-    """One LSTM or GRU cell, stepped by hand (the decoder's input depends on its output)."""
-
-    def __init__(self, cell, input_size, hidden_size, rng=None):
-        super().__init__()
-        if cell not in ("lstm", "gru"):
-            raise ValueError(f"RecurrentCell: cell must be 'lstm' or 'gru', got {cell!r}")
-        rng = np.random.default_rng(0) if rng is None else rng
-        self.cell, self.hidden_size = cell, hidden_size
-        k, bound = (4 if cell == "lstm" else 3), 1.0 / np.sqrt(hidden_size)
-        self.register("Wx", rng.uniform(-bound, bound, (input_size, k * hidden_size)))
-        self.register("Wh", rng.uniform(-bound, bound, (hidden_size, k * hidden_size)))
-        for b in (("b",) if cell == "lstm" else ("bx", "bh")):
-            self.register(b, rng.uniform(-bound, bound, k * hidden_size))
-
-    def initial_state(self, batch_size, xp, dtype):
-        shape = (batch_size, self.hidden_size)
-        return tuple(xp.zeros(shape, dtype=dtype) for _ in range(2 if self.cell == "lstm" else 1))
-
-    def forward(self, x, state):
-        """x (N, D), state (h,) or (h, c) -> (h, state, cache)."""
-        p = self.params
-        if self.cell == "lstm":
-            h, c, cache = F.lstm_step_forward(x, state[0], state[1], p["Wx"], p["Wh"], p["b"])
-            return h, (h, c), cache
-        h, cache = F.gru_step_forward(x, state[0], p["Wx"], p["Wh"], p["bx"], p["bh"])
-        return h, (h,), cache
-
-    def backward(self, dh, dstate, cache):
-        """dh: gradient on h from outside; dstate: gradient on the state from step t+1.
-
-        Returns (dx, dstate_prev)."""
-        g = self.grads
-        if self.cell == "lstm":
-            dx, dh_prev, dc_prev, dWx, dWh, db = F.lstm_step_backward(dh + dstate[0], dstate[1],
-                                                                      cache)
-            g["Wx"] += dWx
-            g["Wh"] += dWh
-            g["b"] += db
-            return dx, (dh_prev, dc_prev)
-        dx, dh_prev, dWx, dWh, dbx, dbh = F.gru_step_backward(dh + dstate[0], cache)
-        g["Wx"] += dWx
-        g["Wh"] += dWh
-        g["bx"] += dbx
-        g["bh"] += dbh
-        return dx, (dh_prev,)
-
-
 def _reverse_index(mask):
     """Per row, the permutation that reverses the real (unpadded) positions; an involution."""
     xp = backend.get_array_module(mask)
@@ -109,13 +62,17 @@ def _reverse_index(mask):
 
 
 class Seq2Seq(Module):
-    """Embedding + LSTM/GRU encoder (optionally bidirectional) + attention decoder."""
+    """Embedding + recurrent encoder (optionally bidirectional) + attention decoder.
+
+    ``loss(batch) -> (loss, dlogits)`` and ``backward(dlogits)``, with ``batch`` a dict of
+    ``src (N, S)`` ids, ``src_mask (N, S)``, ``tgt_in (N, T)``, ``tgt_out (N, T)`` and
+    ``tgt_mask (N, T)`` (what ``minirnn.data.tasks.encode_batch`` makes).
+    """
 
     def __init__(self, vocab_size, embedding_dim=32, hidden_size=64, attention_size=32,
                  cell="lstm", bidirectional=False, seed=0):
         super().__init__()
-        if cell not in ("lstm", "gru"):
-            raise ValueError(f"Seq2Seq: cell must be 'lstm' or 'gru', got {cell!r}")
+        get_cell(cell, "Seq2Seq: cell")
         self.config = dict(vocab_size=int(vocab_size), embedding_dim=int(embedding_dim),
                            hidden_size=int(hidden_size), attention_size=int(attention_size),
                            cell=cell, bidirectional=bool(bidirectional), seed=int(seed))
@@ -187,8 +144,10 @@ class Seq2Seq(Module):
         return logits, state
 
     # -- training -----------------------------------------------------------------------
-    def loss(self, src, src_mask, tgt_in, tgt_out, tgt_mask):
-        """Mean cross-entropy per target symbol with teacher forcing; keeps the caches."""
+    def loss(self, batch):
+        """Mean cross-entropy per target symbol with teacher forcing -> (loss, dlogits);
+        keeps the caches for ``backward``."""
+        src, src_mask, tgt_in = batch["src"], batch["src_mask"], batch["tgt_in"]
         keys, enc_cache = self.encode(src, src_mask)
         state = self.initial_state(keys, src_mask)
         T = tgt_in.shape[1]
@@ -199,7 +158,8 @@ class Seq2Seq(Module):
             caches.append(cache)
             weights.append(w)
         xp = backend.get_array_module(keys)
-        loss, dlogits = F.softmax_cross_entropy(xp.stack(logits, axis=1), tgt_out, tgt_mask)
+        loss, dlogits = F.softmax_cross_entropy(xp.stack(logits, axis=1), batch["tgt_out"],
+                                                batch["tgt_mask"])
         self._cache = (enc_cache, caches, keys.shape)
         self.last_weights = xp.stack(weights, axis=1)  # (N, T, S), for plots
         return loss, dlogits
@@ -213,8 +173,7 @@ class Seq2Seq(Module):
         H, E = self.config["hidden_size"], self.config["embedding_dim"]
         dkeys = xp.zeros(keys_shape, dtype=dlogits.dtype)
         N = keys_shape[0]
-        dstate = tuple(xp.zeros((N, H), dtype=dlogits.dtype)
-                       for _ in range(2 if self.config["cell"] == "lstm" else 1))
+        dstate = tuple(xp.zeros((N, H), dtype=dlogits.dtype) for _ in range(self.dec.spec.n_state))
         dcontext_next = xp.zeros((N, self.key_size), dtype=dlogits.dtype)
         for t in range(len(caches) - 1, -1, -1):
             emb_cache, cell_cache, attn_cache, head_cache = caches[t]
