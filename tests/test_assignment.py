@@ -1,4 +1,7 @@
-"""Classroom assignments: solution regions, `minirnn assignment make` and `grade`."""
+"""Classroom assignments: solution regions, `minirnn assignment make` and `grade`.
+
+What a student's code can and cannot do to its grade is tests/test_grader_security.py.
+"""
 
 import json
 import os
@@ -13,11 +16,11 @@ import numpy as np
 import pytest
 
 from minirnn.assignment import ASSIGNMENTS, checks
+from minirnn.assignment.grading import grade_workspace
 from minirnn.assignment.regions import find_regions, strip_solutions
-from minirnn.assignment.workspace import assignment_notebook, grade_workspace, make_workspace
+from minirnn.assignment.workspace import assignment_notebook, make_workspace
 
 ROOT = Path(__file__).resolve().parents[1]
-FUNCTIONAL = ROOT / "minirnn" / "functional"
 
 
 def cli(*args, cwd=None, env=None):
@@ -60,13 +63,30 @@ def test_broken_markers_are_named_by_file_and_line(text, message):
 @pytest.mark.parametrize("name", list(ASSIGNMENTS))
 def test_every_assignment_module_has_a_region_in_each_graded_function(name):
     import ast
-    source = (FUNCTIONAL / f"{ASSIGNMENTS[name].module}.py").read_text(encoding="utf-8")
-    regions = find_regions(source)
-    lines = [n for pair in regions for n in pair]
-    tree = ast.parse(source)
-    for fn, _ in checks.functions(name):
-        node = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == fn)
-        assert any(node.lineno <= line + 1 <= node.end_lineno for line in lines), fn
+    graded = {fn for fn, _ in checks.functions(name)}
+    found = set()
+    for path in ASSIGNMENTS[name].files:
+        source = (ROOT / path).read_text(encoding="utf-8")
+        lines = [n for pair in find_regions(source) for n in pair]
+        for node in ast.parse(source).body:
+            if isinstance(node, ast.FunctionDef) and node.name in graded:
+                assert any(node.lineno <= line + 1 <= node.end_lineno for line in lines), \
+                    node.name
+                found.add(node.name)
+    assert found == graded
+
+
+def test_an_assignment_is_one_table_entry_whose_ops_say_what_is_graded():
+    """The graded functions, the files the student edits and the grading all follow from
+    the ops an entry names (gradcheck.OPS says how to make inputs and call them)."""
+    from minirnn import functional as F
+    from minirnn.gradcheck import OPS
+    for a in ASSIGNMENTS.values():
+        ops = [OPS[op] for op, _, _ in a.graded]
+        assert [fn for fn, _ in checks.functions(a.name)] == [
+            fn for spec in ops for fn in (spec.forward_fn, spec.backward_fn)]
+        assert set(a.files) == {getattr(F, fn).__module__.replace(".", "/") + ".py"
+                                for fn, _ in checks.functions(a.name)}
 
 
 # --------------------------------------------------------------------------------------
@@ -90,20 +110,33 @@ def workspaces(tmp_path_factory):
 @pytest.mark.parametrize("name", list(ASSIGNMENTS))
 def test_make_replaces_only_the_assignment_module_s_regions(workspaces, name):
     ws = workspaces[name, "fresh"]
-    module = ASSIGNMENTS[name].module
-    original = (FUNCTIONAL / f"{module}.py").read_text(encoding="utf-8")
-    handed_out = (ws / "minirnn" / "functional" / f"{module}.py").read_text(encoding="utf-8")
-    assert "### BEGIN SOLUTION" not in handed_out
-    assert handed_out.count("raise NotImplementedError()") == len(find_regions(original))
-    assert handed_out == strip_solutions(original)[0]
+    for path in ASSIGNMENTS[name].files:
+        original = (ROOT / path).read_text(encoding="utf-8")
+        handed_out = (ws / path).read_text(encoding="utf-8")
+        assert "### BEGIN SOLUTION" not in handed_out
+        assert handed_out.count("raise NotImplementedError()") == len(find_regions(original))
+        assert handed_out == strip_solutions(original)[0]
+        assert (workspaces[name, "key"] / path).read_text(encoding="utf-8") == original
     # Every other file is the library's own, and nothing compiled came along.
     for path in (ROOT / "minirnn").rglob("*.py"):
         rel = path.relative_to(ROOT)
-        if rel.as_posix() != f"minirnn/functional/{module}.py":
+        if rel.as_posix() not in ASSIGNMENTS[name].files and "__pycache__" not in rel.parts:
             assert (ws / rel).read_text(encoding="utf-8") == path.read_text(encoding="utf-8")
     assert not list(ws.rglob("__pycache__")) and not list(ws.rglob("*.pyc"))
-    key = workspaces[name, "key"] / "minirnn" / "functional" / f"{module}.py"
-    assert key.read_text(encoding="utf-8") == original
+
+
+@pytest.mark.parametrize("name", list(ASSIGNMENTS))
+def test_the_workspace_s_expected_values_are_other_cases_than_the_graded_ones(workspaces, name):
+    """The public file holds the public cases only: no graded input, output or gradient."""
+    from minirnn.assignment.grading import grading_key
+    public = checks.load_data(workspaces[name, "fresh"] / "tests" / f"expected_{name}.npz")
+    assert public.keys() == checks.reference_data(name, checks.public_cases(name)).keys()
+    graded = checks.reference_data(name, checks.graded_cases(name, grading_key(name)))
+    shown = {a.tobytes() for k, a in public.items() if a.size > 1 and a.dtype.kind == "f"}
+    assert not [k for k, a in graded.items()
+                if a.size > 1 and a.dtype.kind == "f" and a.tobytes() in shown]
+    assert graded.keys() != public.keys() or any(
+        not np.array_equal(public[k], graded[k]) for k in public if k.endswith("/sizes"))
 
 
 def test_make_refuses_a_folder_that_holds_files_and_leaves_it_alone(tmp_path):
@@ -116,7 +149,7 @@ def test_make_refuses_a_folder_that_holds_files_and_leaves_it_alone(tmp_path):
 
 
 def test_make_names_the_assignments_when_given_another():
-    r = cli("assignment", "make", "transformer", "--out", "x")
+    r = cli("assignment", "make", "no-such-assignment", "--out", "x")
     assert r.returncode == 2 and "rnn" in r.stderr and "attention" in r.stderr
 
 
@@ -137,11 +170,14 @@ def test_a_fresh_workspace_grades_0_with_every_test_failing_on_not_implemented(
     grades = tmp_path / "grades.json"
     r = cli("assignment", "grade", str(workspaces[name, "fresh"]), "--json", str(grades))
     assert r.returncode == 0, r.stderr
-    report = json.loads(grades.read_text())
-    assert report["earned"] == 0 and report["percent"] == 0
+    [report] = json.loads(grades.read_text())["workspaces"]
+    assert report["graded"] and report["earned"] == 0 and report["percent"] == 0
     assert len(report["tests"]) == len(checks.tests_for(name))
     assert {t["error"] for t in report["tests"]} == {"NotImplementedError"}
-    assert "(0%)" in r.stdout
+    # Each failure names the student's file and the line of the stub it reached.
+    files = ASSIGNMENTS[name].files
+    assert all(t["where"].partition(":")[0] in files for t in report["tests"])
+    assert "(0%)" in r.stdout and "NotImplementedError (minirnn/functional/" in r.stdout
 
 
 @pytest.mark.parametrize("name", list(ASSIGNMENTS))
@@ -149,13 +185,13 @@ def test_the_reference_solutions_grade_100_percent(workspaces, name, tmp_path):
     grades = tmp_path / "grades.json"
     r = cli("assignment", "grade", str(workspaces[name, "key"]), "--json", str(grades))
     assert r.returncode == 0, r.stderr
-    report = json.loads(grades.read_text())
+    [report] = json.loads(grades.read_text())["workspaces"]
     assert report["percent"] == 100 and all(t["passed"] for t in report["tests"])
     assert [f["function"] for f in report["functions"]] == [f for f, _ in checks.functions(name)]
     assert "(100%)" in r.stdout
 
 
-def test_grading_uses_the_teacher_s_tests_not_the_workspace_s(workspaces, tmp_path):
+def test_grading_uses_the_teacher_s_checks_not_the_workspace_s(workspaces, tmp_path):
     """A student who edits the tests, the checks or the stored reference values gains nothing."""
     ws = shutil.copytree(workspaces["rnn", "fresh"], tmp_path / "ws")
     (ws / "minirnn" / "assignment" / "checks.py").write_text(
@@ -183,25 +219,18 @@ def test_one_correct_function_earns_exactly_its_points(workspaces, tmp_path):
     assert report.earned == 2 and report.points == 10
 
 
-def test_a_package_that_does_not_import_fails_every_test_saying_why(workspaces, tmp_path):
+def test_a_package_that_does_not_import_is_not_graded_and_says_where(workspaces, tmp_path):
     ws = shutil.copytree(workspaces["gru", "fresh"], tmp_path / "ws")
     path = ws / "minirnn" / "functional" / "gru.py"
-    path.write_text(path.read_text() + "\ndef broken(:\n")
+    text = path.read_text() + "\ndef broken(:\n"
+    path.write_text(text)
+    line = len(text.splitlines())
     r = cli("assignment", "grade", str(ws))
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 1, r.stderr
     assert "total" in r.stdout and "(0%)" in r.stdout
-    assert "the workspace's package does not import: SyntaxError" in r.stdout
-
-
-def test_an_endless_loop_is_stopped_and_scores_0(workspaces, tmp_path):
-    ws = shutil.copytree(workspaces["rnn", "fresh"], tmp_path / "ws")
-    path = ws / "minirnn" / "functional" / "rnn.py"
-    path.write_text(path.read_text().replace("    raise NotImplementedError()\n",
-                                             "    while True:\n        pass\n", 1))
-    report = grade_workspace(ws, timeout=3)
-    assert report.earned == 0
-    assert {o.error for o in report.outcomes} == {"GradingError"}
-    assert "stopped after 3 s" in report.outcomes[0].message
+    assert "NOT GRADED: the graded code does not import: SyntaxError" in r.stdout
+    assert f"(minirnn/functional/gru.py, line {line})" in r.stdout
+    assert f"could not grade {ws}" in r.stderr
 
 
 def test_grading_a_folder_that_is_not_a_workspace_says_so(tmp_path):
@@ -209,6 +238,102 @@ def test_grading_a_folder_that_is_not_a_workspace_says_so(tmp_path):
     assert r.returncode == 1
     assert "is not a workspace made by `minirnn assignment make`" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_a_class_is_graded_into_a_csv_a_json_and_a_table(workspaces, tmp_path):
+    """`grade SUBMISSIONS/*/ --csv grades.csv`: a row per student, details beside it, a
+    summary table; exit 0 when every folder was graded, whatever the marks."""
+    subs = tmp_path / "submissions"
+    for student, (name, kind) in {"ada": ("rnn", "key"), "bo": ("rnn", "fresh"),
+                                  "cy": ("attention", "key")}.items():
+        shutil.copytree(workspaces[name, kind], subs / student)
+    folders = sorted(str(p) + "/" for p in subs.iterdir())
+    r = cli("assignment", "grade", *folders, "--csv", str(tmp_path / "grades.csv"))
+    assert r.returncode == 0, r.stderr
+    import csv
+    rows = list(csv.DictReader((tmp_path / "grades.csv").open()))
+    assert [(row["student"], row["total"], row["status"]) for row in rows] == [
+        ("ada", "10", "graded"), ("bo", "0", "graded"), ("cy", "10", "graded")]
+    assert rows[0]["rnn_step_backward"] == "3" and rows[2]["additive_attention_forward"] == "4"
+    details = json.loads((tmp_path / "grades.json").read_text())
+    assert [w["student"] for w in details["workspaces"]] == ["ada", "bo", "cy"]
+    assert len(details["workspaces"][1]["tests"]) == 20
+    lines = r.stdout.splitlines()
+    assert lines[0].split()[:2] == ["student", "rnn_step_forward"]
+    assert any(line.startswith("bo ") and line.rstrip().endswith("0.00 / 10") for line in lines)
+    assert "[3/3] cy: 10.00 / 10" in r.stderr
+
+
+def test_a_class_with_a_folder_that_cannot_be_graded_exits_1_naming_it(workspaces, tmp_path):
+    good = shutil.copytree(workspaces["rnn", "key"], tmp_path / "ada")
+    (tmp_path / "bo").mkdir()  # handed in nothing
+    r = cli("assignment", "grade", str(good), str(tmp_path / "bo"), "--csv",
+            str(tmp_path / "grades.csv"))
+    assert r.returncode == 1
+    assert f"could not grade {tmp_path / 'bo'}: " in r.stderr
+    rows = (tmp_path / "grades.csv").read_text().splitlines()
+    assert rows[1].startswith("ada,") and ",graded" in rows[1]
+    assert rows[2].startswith("bo,") and "not graded: " in rows[2]
+
+
+def test_a_workspace_gets_the_same_score_on_every_run(workspaces, tmp_path):
+    ws = shutil.copytree(workspaces["lstm", "key"], tmp_path / "ws")
+    path = ws / "minirnn" / "functional" / "lstm.py"
+    path.write_text(path.read_text().replace("return dc * f\n", "return dc * f * 0.999\n"))
+    runs = [grade_workspace(ws).as_dict() for _ in range(2)]
+    for run in runs:
+        run.pop("seconds")
+    assert runs[0] == runs[1]
+    assert 0 < runs[0]["earned"] < 10
+
+
+def test_the_graded_cases_come_from_the_teacher_s_key_and_secret():
+    from minirnn.assignment.grading import grading_key
+    key = grading_key("rnn")
+    assert key == grading_key("rnn") != grading_key("rnn", secret="our course")
+    assert checks.graded_cases("rnn", key) == checks.graded_cases("rnn", grading_key("rnn"))
+    assert checks.graded_cases("rnn", key) != checks.public_cases("rnn")
+    for sizes in (checks.graded_cases("rnn", k)["rnn"] for k in range(20)):
+        assert sizes[0][0] == (1, 1, 1, 1)
+        N, T, D, H = sizes[checks.FLOAT32_CASE][0]
+        assert N >= 2 and T >= 2 and D != H
+
+
+def test_grading_from_a_checkout_without_installing(workspaces, tmp_path):
+    """`python -m minirnn` in a checkout that was never installed grades as the installed
+    one does: the student's process needs no importable minirnn."""
+    checkout = tmp_path / "checkout"
+    shutil.copytree(ROOT / "minirnn", checkout / "minirnn",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    import numpy
+    site = str(Path(numpy.__file__).resolve().parents[1])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    env["PYTHONPATH"] = site  # the dependencies, without the .pth of minirnn's editable install
+    run = [sys.executable, "-S", "-m", "minirnn", "assignment", "grade",
+           str(workspaces["rnn", "key"])]
+    elsewhere = subprocess.run([sys.executable, "-S", "-c", "import minirnn"], cwd=tmp_path,
+                               env=env, capture_output=True, text=True)
+    assert elsewhere.returncode != 0, "minirnn is importable without the checkout"
+    r = subprocess.run(run, cwd=checkout, env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "10.00 / 10  (100%)" in r.stdout
+
+
+@pytest.mark.parametrize("name", list(ASSIGNMENTS))
+def test_the_conv_lstm_works_in_every_workspace(workspaces, name):
+    """The Conv-LSTM keeps its own cell, so a workspace with stubs still runs it (and its
+    gradient check passes) before the student has written a line."""
+    code = ("from minirnn import gradcheck\n"
+            "r = gradcheck.check_op('convlstm_step') + gradcheck.check_op('convlstm', T=2)\n"
+            "print(r)\n"
+            "assert r.passed\n"
+            "import minirnn\n"
+            "print(minirnn.__file__)\n")
+    env = dict(os.environ, PYTHONPATH=str(workspaces[name, "fresh"]))
+    r = subprocess.run([sys.executable, "-c", code], cwd=workspaces[name, "fresh"], env=env,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert str(workspaces[name, "fresh"] / "minirnn") in r.stdout
 
 
 # --------------------------------------------------------------------------------------
@@ -342,20 +467,6 @@ def test_a_collected_package_alone_is_graded_when_the_assignment_is_named(worksp
     r = cli("assignment", "grade", str(tmp_path / "bob"), "--assignment", "gru")
     assert r.returncode == 0, r.stderr
     assert "10.00 / 10  (100%)" in r.stdout
-
-
-def test_a_student_function_that_exits_costs_only_its_own_tests(workspaces, tmp_path):
-    ws = shutil.copytree(workspaces["rnn", "key"], tmp_path / "ws")
-    path = ws / "minirnn" / "functional" / "rnn.py"
-    text = path.read_text()
-    marker = "    ### BEGIN SOLUTION\n    x, h_prev, Wx, Wh, h = cache\n"
-    assert marker in text
-    path.write_text(text.replace(marker, "    ### BEGIN SOLUTION\n    raise SystemExit(3)\n"
-                                         "    x, h_prev, Wx, Wh, h = cache\n"))
-    report = grade_workspace(ws)
-    assert [(f, p) for f, p, _, _, _ in report.rows] == [
-        ("rnn_step_forward", 5), ("rnn_step_backward", 0), ("rnn_forward", 5), ("rnn_backward", 5)]
-    assert report.earned == 7
 
 
 def test_a_make_that_fails_half_way_leaves_nothing_behind(tmp_path):

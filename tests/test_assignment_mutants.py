@@ -3,8 +3,11 @@
 Each mutant is one small, plausible mistake in the code of one graded function (or of the
 cell helper it calls): a dropped term, a flipped sign, two gates swapped, h_t used where
 h_{t-1} belongs, a missing transpose, a state not carried. The mutated module is loaded
-in place of the library's and graded exactly as a student's would be; the test fails if
-the function's graded tests all still pass.
+in place of the library's and run through the graded checks, on the graded cases (drawn
+from the teacher's key, as ``minirnn assignment grade`` draws them) and on the public
+cases a workspace's own tests use; the test fails if the function's tests all still pass
+on either. (The checks are the same code whether the student's functions run in this
+process or, when grading, in a child process: see tests/test_grader_security.py.)
 """
 
 import ast
@@ -17,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from minirnn.assignment import ASSIGNMENTS, checks
+from minirnn.assignment.grading import grading_key
 
 # function -> [(what the mistake is, function whose code is changed, old text, new text)]
 MUTANTS = {
@@ -215,11 +219,21 @@ def load_variant(module, source):
     return mod
 
 
+CASES_OF = {"graded": lambda a: checks.graded_cases(a, grading_key(a)),
+            "public": checks.public_cases}
+
+
+def module_of(assignment):
+    """The graded module's short name (each assignment here grades one module)."""
+    [module] = ASSIGNMENTS[assignment].modules
+    return module.rpartition(".")[2]
+
+
 @lru_cache(maxsize=None)
-def reference(assignment):
-    module = ASSIGNMENTS[assignment].module
-    ref = importlib.import_module(f"minirnn.functional.{module}")
-    return Path(ref.__file__).read_text(encoding="utf-8"), checks.reference_data(assignment, ref)
+def reference(assignment, cases):
+    ref = importlib.import_module(f"minirnn.functional.{module_of(assignment)}")
+    return (Path(ref.__file__).read_text(encoding="utf-8"),
+            checks.reference_data(assignment, CASES_OF[cases](assignment)))
 
 
 def test_every_graded_function_has_at_least_five_mutants():
@@ -228,11 +242,12 @@ def test_every_graded_function_has_at_least_five_mutants():
     assert min(len(MUTANTS[fn]) for fn in graded) >= 5
 
 
+@pytest.mark.parametrize("cases", list(CASES_OF))
 @pytest.mark.parametrize("assignment", list(ASSIGNMENTS))
-def test_the_unmutated_source_loaded_the_same_way_grades_100_percent(assignment):
+def test_the_unmutated_source_loaded_the_same_way_grades_100_percent(assignment, cases):
     """The harness itself: without a change, every test of every function passes."""
-    source, data = reference(assignment)
-    impl = load_variant(ASSIGNMENTS[assignment].module, source)
+    source, data = reference(assignment, cases)
+    impl = load_variant(module_of(assignment), source)
     outcomes = checks.run_tests(assignment, impl, data)
     assert [o for o in outcomes if not o.passed] == []
 
@@ -241,11 +256,13 @@ def test_the_unmutated_source_loaded_the_same_way_grades_100_percent(assignment)
                          ids=[f"{c[0]}: {c[1]}" for c in CASES])
 def test_the_mutant_fails_grading(function, what, where, old, new):
     assignment = ASSIGNMENT_OF[function]
-    source, data = reference(assignment)
-    impl = load_variant(ASSIGNMENTS[assignment].module, mutate(source, where, old, new))
-    outcomes = checks.run_tests(assignment, impl, data, function=function)
-    caught = [o for o in outcomes if not o.passed]
-    assert caught, f"{function} with '{what}' still passes all {len(outcomes)} graded tests"
+    for cases in CASES_OF:
+        source, data = reference(assignment, cases)
+        impl = load_variant(module_of(assignment), mutate(source, where, old, new))
+        outcomes = checks.run_tests(assignment, impl, data, function=function)
+        caught = [o for o in outcomes if not o.passed]
+        assert caught, (f"{function} with '{what}' still passes all {len(outcomes)} tests "
+                        f"on the {cases} cases")
 
 
 @pytest.mark.parametrize("function, where, old, new", [
@@ -257,6 +274,7 @@ def test_the_mutant_fails_grading(function, what, where, old, new):
 def test_a_correct_rewrite_still_grades_full_marks(function, where, old, new):
     """The grader judges results, not text: another correct way to write it passes."""
     assignment = ASSIGNMENT_OF[function]
-    source, data = reference(assignment)
-    impl = load_variant(ASSIGNMENTS[assignment].module, mutate(source, where, old, new))
-    assert all(o.passed for o in checks.run_tests(assignment, impl, data, function=function))
+    for cases in CASES_OF:
+        source, data = reference(assignment, cases)
+        impl = load_variant(module_of(assignment), mutate(source, where, old, new))
+        assert all(o.passed for o in checks.run_tests(assignment, impl, data, function=function))

@@ -1,34 +1,31 @@
-"""``make``: write a student workspace. ``grade``: score one, in a separate process.
+"""``make``: write a student workspace (``grading.py`` scores one).
 
 A workspace is a folder a student can install and test with the project's own two
 commands (``python -m pip install -e ".[test]"``, ``python -m pytest``):
 
     README.md, setup.cfg, pyproject.toml
-    minirnn/                 the library, with the assignment module's solution regions
+    minirnn/                 the library, with the graded modules' solution regions
                              replaced by ``raise NotImplementedError()``
     notebooks/NN_name.ipynb  the walk-through, with nbgrader cell metadata
-    tests/test_NAME.py       the graded tests; tests/expected_NAME.npz their reference values
+    tests/test_NAME.py       the graded checks on the public cases, whose reference values
+                             are tests/expected_NAME.npz (grading uses other cases)
     .minirnn-assignment.json which assignment this is
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import checks, get
+from .grading import MANIFEST
 from .regions import CODE_STUB, MARKDOWN_STUB, find_regions, strip_solutions
 
 PACKAGE = Path(__file__).resolve().parents[1]        # the installed minirnn/
 NOTEBOOKS = PACKAGE.parent / "notebooks"               # beside it in a source checkout
-MANIFEST = ".minirnn-assignment.json"
 
 
 def _version():
@@ -54,10 +51,13 @@ def make_workspace(name, out, *, solutions=False, notebooks=None):
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ValueError(f"--out must be a new or empty folder (nothing there is overwritten), "
                          f"got {str(out)!r}, which {'holds files' if out.is_dir() else 'is a file'}")
-    source = PACKAGE / "functional" / f"{a.module}.py"
-    stripped = len(find_regions(source.read_text(encoding="utf-8"), str(source)))
-    if stripped == 0:
-        raise ValueError(f"{source} has no {'### BEGIN SOLUTION'!r} regions to hand out")
+    sources = [PACKAGE.parent / path for path in a.files]
+    stripped = 0
+    for source in sources:
+        regions = len(find_regions(source.read_text(encoding="utf-8"), str(source)))
+        if regions == 0:
+            raise ValueError(f"{source} has no {'### BEGIN SOLUTION'!r} regions to hand out")
+        stripped += regions
     notes = []
 
     # Everything is written into a fresh folder beside ``out`` and moved into place at the
@@ -68,7 +68,7 @@ def make_workspace(name, out, *, solutions=False, notebooks=None):
     os.umask(umask)
     staging.chmod(0o777 & ~umask)  # mkdtemp's folder is private; a workspace is not
     try:
-        nb_dest = _write_workspace(a, staging, source, solutions, notebooks, notes)
+        nb_dest = _write_workspace(a, staging, sources, solutions, notebooks, notes)
         if out.exists():
             out.rmdir()  # checked empty above
         staging.rename(out)
@@ -81,7 +81,7 @@ def make_workspace(name, out, *, solutions=False, notebooks=None):
             "notes": notes}
 
 
-def _write_workspace(a, staging, source, solutions, notebooks, notes):
+def _write_workspace(a, staging, sources, solutions, notebooks, notes):
     """The workspace's files, written into ``staging``; returns the notebook's path or None."""
     name = a.name
     for path in sorted(PACKAGE.rglob("*.py")):
@@ -89,7 +89,7 @@ def _write_workspace(a, staging, source, solutions, notebooks, notes):
         if "__pycache__" in rel.parts:
             continue
         text = path.read_text(encoding="utf-8")
-        if path == source and not solutions:
+        if path in sources and not solutions:
             text, _ = strip_solutions(text, f"minirnn/{rel.as_posix()}")
         dest = staging / "minirnn" / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -97,10 +97,10 @@ def _write_workspace(a, staging, source, solutions, notebooks, notes):
 
     tests = staging / "tests"
     tests.mkdir()
-    reference = importlib.import_module(f"minirnn.functional.{a.module}")
-    checks.save_data(tests / f"expected_{name}.npz", checks.reference_data(name, reference))
-    (tests / f"test_{name}.py").write_text(_TEST_FILE.format(
-        name=name, module=a.module, title=a.title), encoding="utf-8")
+    checks.save_data(tests / f"expected_{name}.npz",
+                     checks.reference_data(name, checks.public_cases(name)))
+    (tests / f"test_{name}.py").write_text(_TEST_FILE.format(name=name, title=a.title),
+                                           encoding="utf-8")
 
     nb_src = Path(notebooks or NOTEBOOKS) / f"{a.notebook}.ipynb"
     nb_dest = None
@@ -113,14 +113,15 @@ def _write_workspace(a, staging, source, solutions, notebooks, notes):
                      "the workspace has the package and the tests only")
 
     (staging / "README.md").write_text(_README.format(
-        name=name, module=a.module, title=a.title, notebook=a.notebook,
+        name=name, files=" and ".join(f"`{f}`" for f in a.files), title=a.title,
+        notebook=a.notebook,
         first=checks.functions(name)[0][0],
         functions="\n".join(f"- `{fn}` ({p} points)" for fn, p in checks.functions(name))),
         encoding="utf-8")
     (staging / "setup.cfg").write_text(_SETUP_CFG.format(name=name), encoding="utf-8")
     (staging / "pyproject.toml").write_text(_PYPROJECT, encoding="utf-8")
     (staging / MANIFEST).write_text(json.dumps({
-        "assignment": name, "module": a.module, "notebook": a.notebook,
+        "assignment": name, "files": list(a.files), "notebook": a.notebook,
         "solutions": bool(solutions), "minirnn_version": _version()}, indent=2) + "\n",
         encoding="utf-8")
     return nb_dest
@@ -163,107 +164,6 @@ def assignment_notebook(path, solutions=False):
 
 
 # --------------------------------------------------------------------------------------
-# grade
-# --------------------------------------------------------------------------------------
-
-@dataclass
-class GradeReport:
-    assignment: str
-    folder: str
-    rows: list          # (function, passed, total, earned, points)
-    earned: float
-    points: float
-    outcomes: list = field(default_factory=list)
-
-    @property
-    def percent(self):
-        return 100.0 * self.earned / self.points
-
-    def as_dict(self):
-        return {"assignment": self.assignment, "folder": self.folder,
-                "earned": self.earned, "points": self.points, "percent": self.percent,
-                "functions": [{"function": f, "passed": p, "tests": t, "earned": e,
-                               "points": pts} for f, p, t, e, pts in self.rows],
-                "tests": [vars(o) for o in self.outcomes]}
-
-    def __str__(self):
-        table = [("function", "tests", "points")]
-        table += [(f, f"{p}/{t}", f"{e:.2f} / {pts:g}") for f, p, t, e, pts in self.rows]
-        table.append(("total", "", f"{self.earned:.2f} / {self.points:g}  ({self.percent:.0f}%)"))
-        w = [max(len(r[i]) for r in table) for i in range(3)]
-        lines = [f"assignment {self.assignment!r} in {self.folder}", ""]
-        lines += ["  ".join(c.ljust(w[i]) for i, c in enumerate(r)).rstrip() for r in table[:1]]
-        lines.append("  ".join("-" * x for x in w))
-        lines += ["  ".join(c.ljust(w[i]) for i, c in enumerate(r)).rstrip() for r in table[1:]]
-        failed = [o for o in self.outcomes if not o.passed]
-        if failed:
-            lines += ["", "failed tests:"]
-            lines += [f"  {o.test}: {o.error}" + (f": {o.message}" if o.message else "")
-                      for o in failed]
-        return "\n".join(lines)
-
-
-def read_manifest(folder):
-    folder = Path(folder)
-    path = folder / MANIFEST
-    if not path.is_file():
-        raise ValueError(f"{str(folder)!r} is not a workspace made by `minirnn assignment make` "
-                         f"(it has no {MANIFEST}); if it holds a student's minirnn/ "
-                         "package, name the assignment with --assignment")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-        get(manifest["assignment"])
-    except (ValueError, KeyError, TypeError) as e:
-        raise ValueError(f"{path} is damaged: {e}") from None
-    return manifest
-
-
-def grade_workspace(folder, timeout=600, assignment=None):
-    """Run the teacher's graded tests against the workspace ``folder``'s package.
-
-    assignment: the assignment's name, needed only when the folder has no manifest
-        (say, only the student's ``minirnn/`` was collected).
-    The tests and the reference values come from the installed library, never from the
-    workspace; the student's code runs in a child process (stopped after ``timeout``
-    seconds), so a crash or an endless loop costs only its own tests.
-    """
-    folder = Path(folder).resolve()
-    if not folder.is_dir():
-        raise ValueError(f"{str(folder)!r} is not a folder")
-    name = assignment if assignment is not None else read_manifest(folder)["assignment"]
-    a = get(name)
-    if not (folder / "minirnn" / "functional" / f"{a.module}.py").is_file():
-        raise ValueError(f"{folder} has no minirnn/functional/{a.module}.py to grade")
-    reference = importlib.import_module(f"minirnn.functional.{a.module}")
-    with tempfile.TemporaryDirectory(prefix="minirnn-grade-") as tmp:
-        data_path, result_path = Path(tmp) / "reference.npz", Path(tmp) / "result.json"
-        checks.save_data(data_path, checks.reference_data(name, reference))
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-        env["MINIRNN_BACKEND"] = "numpy"
-        cmd = [sys.executable, "-m", "minirnn.assignment.worker", str(folder), name,
-               str(data_path), str(result_path)]
-        try:
-            run = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True,
-                                 timeout=timeout)
-            reason = f"the grading process exited with status {run.returncode}: " + \
-                _last_line(run.stderr)
-        except subprocess.TimeoutExpired:
-            reason = f"the grading process was stopped after {timeout} s (an endless loop?)"
-        if result_path.is_file():
-            outcomes = [checks.Outcome(**o) for o in json.loads(result_path.read_text())]
-        else:
-            outcomes = [checks.Outcome(t.id, t.function, False, "GradingError", reason)
-                        for t in checks.tests_for(name)]
-    rows, earned, points = checks.score(name, outcomes)
-    return GradeReport(name, str(folder), rows, earned, points, outcomes)
-
-
-def _last_line(text):
-    lines = [s for s in text.strip().splitlines() if s.strip()]
-    return lines[-1] if lines else "(no message)"
-
-
-# --------------------------------------------------------------------------------------
 # The workspace's own files
 # --------------------------------------------------------------------------------------
 
@@ -275,42 +175,48 @@ python -m pip install -e ".[test]"
 python -m pytest
 ```
 
-Write the missing code in `minirnn/functional/{module}.py`: every
-`raise NotImplementedError()` marks a place. The graded functions:
+Write the missing code in {files}: every `raise NotImplementedError()` marks a place.
+The graded functions:
 
 {functions}
 
-The tests in `tests/test_{name}.py` are the graded ones. Each forward function is
-checked against reference values (every output, on the smallest shapes, every size 1,
-and on non-square ones, and float32 in -> float32 out); each backward function against the reference
-gradients and by a gradient check of every input and parameter against centred
-differences of your own forward pass (float64, relative error <= 1e-7). Run one with
-`python -m pytest -k {first}` (or any part of a test's name) and read the
-message of the first failure.
+`tests/test_{name}.py` runs the checks your teacher grades with, on public cases.
+Each forward function is checked against reference values (every output, on the
+smallest shapes, every size 1, and on non-square ones, and float32 in -> float32 out);
+each backward function against the reference gradients (relative error <= 1e-13: only
+backpropagation gets that close, finite differences do not) and by a gradient check of
+every input and parameter against centred differences of your own forward pass
+(float64, relative error <= 1e-7). Run one with `python -m pytest -k {first}` (or any
+part of a test's name) and read the message of the first failure.
 
 `notebooks/{notebook}.ipynb` walks through the equations step by step; its cells marked
 `# YOUR CODE HERE` are yours too, and the locked cells after them check your answers
 (`python -m pip install jupyterlab`, then `jupyter lab notebooks/`). The derivations
 are in the minirnn docs.
 
-Your teacher grades this folder with `minirnn assignment grade`, using the same tests
-and reference values computed afresh, so editing the tests or `expected_{name}.npz`
-changes nothing.
+Your teacher grades this folder with `minirnn assignment grade`: the same checks, on
+other cases (other shapes, other values) that only the teacher's copy can draw, so a
+correct solution that passes these tests passes grading too, and values copied from
+`expected_{name}.npz` earn nothing. Each function is graded on its own, in a fresh
+process that loads only your graded code and the few library modules it needs (the
+backend, `_checks`, `activations`): importing another part of minirnn, or a package
+such as torch, fails there. A function that runs longer than a minute, exits or
+crashes loses its own marks only.
 """
 
 _TEST_FILE = '''\
-"""Graded tests of the `{name}` assignment: {title}.
+"""The checks of the `{name}` assignment ({title}) on its public cases.
 
 Reference values come from `expected_{name}.npz`, stored by `minirnn assignment make`.
-Run with `python -m pytest`; your teacher grades with these same tests.
+Run with `python -m pytest`; your teacher grades with these same checks on other cases.
 """
 
 from pathlib import Path
 
 import pytest
 
+from minirnn import functional as implementation
 from minirnn.assignment import checks
-from minirnn.functional import {module} as implementation
 
 DATA = checks.load_data(Path(__file__).with_name("expected_{name}.npz"))
 TESTS = checks.tests_for("{name}")

@@ -1,0 +1,2 @@
+# An exception at import (nothing can be graded: the report says where).
+raise RuntimeError("broken on purpose")
