@@ -38,15 +38,6 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows every flag's default, except where there is none to show."""
-
-    def _get_help_string(self, action):
-        if action.default in (None, argparse.SUPPRESS) or isinstance(action.default, bool):
-            return action.help
-        return super()._get_help_string(action)
-
-
 # --------------------------------------------------------------------------------------
 # Flags from config fields
 # --------------------------------------------------------------------------------------
@@ -84,8 +75,9 @@ def add_config_flags(parser, config_cls):
             parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
                                 default=f.default, help=meta["help"])
             continue
+        shown = "" if f.default is None else " (default: %(default)s)"
         parser.add_argument(flag, dest=f.name, type=_value_parser(meta), default=f.default,
-                            choices=meta["choices"], help=meta["help"],
+                            choices=meta["choices"], help=meta["help"] + shown,
                             metavar=None if meta["choices"] else _METAVARS[meta["kind"]])
 
 
@@ -204,7 +196,7 @@ def _cmd_assignment_grade(args):
 # --------------------------------------------------------------------------------------
 
 def _subparser(sub, name, help, func=None):
-    p = sub.add_parser(name, help=help, description=help, formatter_class=_HelpFormatter)
+    p = sub.add_parser(name, help=help, description=help, formatter_class=argparse.HelpFormatter)
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                    help="show the full traceback of an error")
     if func is not None:
@@ -227,10 +219,12 @@ def _add_gradcheck(sub):
     g.add_argument("--op", help="one op or family (rnn, lstm, gru, embedding, affine, "
                                 "softmax_cross_entropy, additive_attention, convlstm, ...); "
                                 "default: all")
-    g.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
-    g.add_argument("--tol", type=float, default=1e-7, help="largest relative error allowed")
+    g.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default: 0)")
+    g.add_argument("--tol", type=float, default=1e-7,
+                   help="largest relative error allowed (default: 1e-7)")
     for dim, default in (("N", 2), ("T", 3), ("D", 4), ("H", 5)):
-        g.add_argument(f"-{dim}", type=int, default=default, help=f"size of {dim}")
+        g.add_argument(f"-{dim}", type=int, default=default,
+                       help=f"size of {dim} (default: {default})")
 
 
 def _add_sample(sub):
@@ -249,7 +243,7 @@ def _add_seq2seq(sub):
                     _cmd_seq2seq_translate)
     tr.add_argument("checkpoint", help="a checkpoint.npz written by minirnn seq2seq train")
     tr.add_argument("sources", nargs="+", help="source strings, e.g. 'tue 3 march 2020'")
-    tr.add_argument("--beam-width", type=int, default=1, help="1 = greedy")
+    tr.add_argument("--beam-width", type=int, default=1, help="1 = greedy (default: 1)")
     tr.add_argument("--show-attention", metavar="PNG", default=None,
                     help="draw the attention of the first source into this PNG")
 
@@ -288,7 +282,7 @@ def _add_assignment(sub):
 def build_parser():
     from .training import ConvLSTMConfig, TrainConfig
     p = _Parser(prog="minirnn", description=__doc__.splitlines()[0],
-                formatter_class=_HelpFormatter)
+                formatter_class=argparse.HelpFormatter)
     p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = p.add_subparsers(dest="command", required=True)
     _add_gradcheck(sub)
@@ -306,7 +300,7 @@ def build_parser():
     pl.add_argument("runs", nargs="+", help="run directories")
     pl.add_argument("--output", "-o", default=None, help="PNG path (default RUN/loss.png)")
     pl.add_argument("--x", choices=["step", "time"], default="step",
-                    help="horizontal axis: steps or seconds of training")
+                    help="horizontal axis: steps or seconds of training (default: step)")
     return p
 
 

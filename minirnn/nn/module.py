@@ -43,6 +43,13 @@ class Module:
         return module
 
     # -- using -------------------------------------------------------------------------
+    def modules(self):
+        """This module and every module below it, parents first, in a fixed order."""
+        found = [self]
+        for child in self._children.values():
+            found += child.modules()
+        return found
+
     def parameters(self):
         """The parameter arrays, in a fixed order."""
         return list(self.params.values())

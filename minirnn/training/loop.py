@@ -159,13 +159,7 @@ def make_optimizer(name, model, lr):
 
 def dropouts(model):
     """The model's Dropout layers, in a fixed order (their generators are saved)."""
-    found, stack = [], [model]
-    while stack:
-        m = stack.pop()
-        if isinstance(m, Dropout):
-            found.append(m)
-        stack.extend(m._children.values())
-    return found
+    return [m for m in model.modules() if isinstance(m, Dropout)]
 
 
 def _fmt(x):

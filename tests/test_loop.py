@@ -1,0 +1,148 @@
+"""One training loop serves every task: each gets exact resume, the divergence stop that
+keeps the last good checkpoint, a progress bar, metrics, figures and a save on Ctrl-C.
+
+Every test runs on the three tasks (char-LM, seq2seq, Conv-LSTM) with tiny models, so
+the table of "what a task gets from the loop" in docs/architecture.md is checked row by
+row and task by task.
+"""
+
+import json
+import signal
+
+import numpy as np
+import pytest
+
+from minirnn import optim
+from minirnn.backend import to_numpy
+from minirnn.checkpoint import load_checkpoint
+from minirnn.training import ConvLSTMConfig, Seq2SeqConfig, TrainConfig, TrainingDiverged, train
+
+TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\n"
+        "Speak, speak.\n\nFirst Citizen:\nYou are all resolved rather to die than to famish?\n")
+
+FIGURES = {"char": ["loss.png"], "seq2seq": ["loss.png", "attention.png"],
+           "convlstm": ["loss.png", "prediction.png"]}
+
+
+def config(task, out, tmp_path, **over):
+    common = dict(out=str(out), progress=False, save_every=1000, seed=3)
+    if task == "char":
+        path = tmp_path / "text.txt"
+        path.write_text(TEXT, encoding="utf-8")
+        cfg = dict(data=str(path), hidden_size=8, num_layers=2, batch_size=2, seq_len=8,
+                   dropout=0.2, sample_length=0, steps=12, eval_every=5)
+        return TrainConfig(**{**common, **cfg, **over})
+    if task == "seq2seq":
+        cfg = dict(task="reverse", n_train=200, n_test=10, hidden_size=8, embedding_dim=4,
+                   attention_size=4, batch_size=8, steps=12, eval_every=5)
+        return Seq2SeqConfig(**{**common, **cfg, **over})
+    cfg = dict(hidden_channels=2, batch_size=2, n_test=4, steps=12, eval_every=5)
+    return ConvLSTMConfig(**{**common, **cfg, **over})
+
+
+def quiet(*_):
+    pass
+
+
+def interrupt_at_call(monkeypatch, n, how):
+    """Make the n-th gradient clipping deliver Ctrl-C ("signal": the first, a request to
+    stop) or raise KeyboardInterrupt ("raise": a second one, in the middle of a step)."""
+    calls, real = {"n": 0}, optim.clip_grad_norm
+
+    def clip(grads, max_norm):
+        calls["n"] += 1
+        if calls["n"] == n:
+            if how == "raise":
+                raise KeyboardInterrupt
+            signal.raise_signal(signal.SIGINT)
+        return real(grads, max_norm)
+    monkeypatch.setattr(optim, "clip_grad_norm", clip)
+    return real
+
+
+TASKS = ["char", "seq2seq", "convlstm"]
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_ctrl_c_saves_and_resume_ends_with_the_weights_of_an_uninterrupted_run(
+        task, tmp_path, monkeypatch):
+    full = train(config(task, tmp_path / "full", tmp_path), log=quiet)
+    real = interrupt_at_call(monkeypatch, 5, "signal")
+    part = train(config(task, tmp_path / "split", tmp_path), log=quiet)
+    assert part.stopped_by == "interrupt" and part.step == 5
+    monkeypatch.setattr(optim, "clip_grad_norm", real)
+    resumed = train(config(task, tmp_path / "split", tmp_path), resume=True, log=quiet)
+    assert resumed.step == 12
+    for k, p in full.model.params.items():
+        np.testing.assert_array_equal(to_numpy(resumed.model.params[k]), to_numpy(p), err_msg=k)
+    records = [json.loads(line) for line in open(tmp_path / "split" / "metrics.jsonl")]
+    assert [r["step"] for r in records if "loss" in r] == list(range(1, 13))
+    assert [r["step"] for r in records if "val_loss" in r] == [5, 10, 12]
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_a_second_ctrl_c_mid_step_drops_that_step_and_still_resumes_exactly(
+        task, tmp_path, monkeypatch):
+    full = train(config(task, tmp_path / "full", tmp_path, steps=8), log=quiet)
+    real = interrupt_at_call(monkeypatch, 4, "raise")
+    part = train(config(task, tmp_path / "split", tmp_path, steps=8), log=quiet)
+    assert part.stopped_by == "interrupt" and part.step == 3
+    monkeypatch.setattr(optim, "clip_grad_norm", real)
+    resumed = train(config(task, tmp_path / "split", tmp_path, steps=8), resume=True, log=quiet)
+    for k, p in full.model.params.items():
+        np.testing.assert_array_equal(to_numpy(resumed.model.params[k]), to_numpy(p), err_msg=k)
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_divergence_stops_the_run_and_leaves_the_last_good_checkpoint(task, tmp_path,
+                                                                      monkeypatch):
+    out = tmp_path / "r"
+    train(config(task, out, tmp_path, steps=3), log=quiet)
+    calls, real = {"n": 0}, optim.clip_grad_norm
+
+    def norm_blows_up(grads, max_norm):  # step 6 of the resumed run: an infinite norm
+        calls["n"] += 1
+        return float("inf") if calls["n"] == 3 else real(grads, max_norm)
+    monkeypatch.setattr(optim, "clip_grad_norm", norm_blows_up)
+    with pytest.raises(TrainingDiverged, match=r"diverged at step 6: .*checkpoint\.npz "
+                                               r"\(step 4\), was left untouched"):
+        train(config(task, out, tmp_path, steps=8, save_every=4), resume=True, log=quiet)
+    good = (out / "checkpoint.npz").read_bytes()  # the save of step 4, the last good one
+    assert load_checkpoint(out / "checkpoint.npz")[1]["step"] == 4
+    with pytest.raises(TrainingDiverged, match=r"\(step 4\), was left untouched"):
+        train(config(task, out, tmp_path, steps=8, lr=1e9), resume=True, log=quiet)
+    assert (out / "checkpoint.npz").read_bytes() == good
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_metrics_figures_and_a_progress_bar(task, tmp_path, capsys):
+    out = tmp_path / "r"
+    result = train(config(task, out, tmp_path, steps=6, progress=True), log=quiet)
+    err = capsys.readouterr().err
+    assert "6/6" in err and "step" in err  # tqdm's bar over the steps, on stderr
+    records = [json.loads(line) for line in open(out / "metrics.jsonl")]
+    steps = [r for r in records if "loss" in r]
+    assert [r["step"] for r in steps] == [1, 2, 3, 4, 5, 6]
+    assert all(r["grad_norm"] > 0 and r["train_time"] > 0 for r in steps)
+    evals = [r for r in records if "val_loss" in r]
+    assert [r["step"] for r in evals] == [5, 6] and result.val == {
+        k: v for k, v in evals[-1].items() if k not in ("step", "train_time")}
+    for name in FIGURES[task]:
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_resume_continues_metrics_from_the_checkpoint_after_a_kill(task, tmp_path):
+    """A run killed after its last save wrote rows past the checkpoint: the resumed run
+    drops them, so the curve has each step once."""
+    out = tmp_path / "r"
+    train(config(task, out, tmp_path, steps=4), log=quiet)
+    with open(out / "metrics.jsonl", "a") as f:  # what a kill -9 after step 6 leaves
+        for step in (5, 6):
+            f.write(json.dumps({"step": step, "train_time": 1.0, "loss": 9.0}) + "\n")
+    (out / ".checkpoint.npz.abc123.tmp").write_bytes(b"half a save")
+    train(config(task, out, tmp_path, steps=8), resume=True, log=quiet)
+    steps = [json.loads(line)["step"] for line in open(out / "metrics.jsonl")
+             if '"loss"' in line]
+    assert steps == list(range(1, 9))
+    assert not list(out.glob(".checkpoint.npz.*.tmp"))
