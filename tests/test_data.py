@@ -4,6 +4,7 @@ No test touches the network: the one function that fetches (``corpus._fetch``) i
 replaced in every test, by a failing stand-in unless a test installs its own.
 """
 
+import bz2
 import hashlib
 import json
 import os
@@ -208,6 +209,7 @@ def test_the_user_cache_is_used_when_minirnn_data_lacks_the_corpus(tmp_path, mon
 
 def test_a_good_download_is_checked_and_written_atomically(tmp_path, monkeypatch):
     monkeypatch.setenv("MINIRNN_DATA", str(tmp_path / "empty"))
+    monkeypatch.setattr(corpus_mod, "SHIPPED", {})  # an install without the shipped copy
     payload = b"First Citizen:\nBefore we proceed any further, hear me speak.\n"
     monkeypatch.setitem(corpus_mod._SHA256, "tinyshakespeare", hashlib.sha256(payload).hexdigest())
     urls = []
@@ -224,6 +226,7 @@ def test_a_good_download_is_checked_and_written_atomically(tmp_path, monkeypatch
 
 def test_a_checksum_mismatch_raises_and_writes_nothing(tmp_path, monkeypatch):
     monkeypatch.setenv("MINIRNN_DATA", str(tmp_path / "empty"))
+    monkeypatch.setattr(corpus_mod, "SHIPPED", {})  # an install without the shipped copy
     monkeypatch.setattr(corpus_mod, "_fetch", lambda url: b"<html>captive portal</html>")
     with pytest.raises(CorpusNotFound) as e:
         resolve_corpus("tinyshakespeare", cache_dir=tmp_path / "cache")
@@ -235,6 +238,7 @@ def test_a_checksum_mismatch_raises_and_writes_nothing(tmp_path, monkeypatch):
 
 def test_offline_raises_corpus_not_found_saying_where_it_looked(tmp_path, monkeypatch):
     monkeypatch.setenv("MINIRNN_DATA", str(tmp_path / "empty"))
+    monkeypatch.setattr(corpus_mod, "SHIPPED", {})  # an install without the shipped copy
 
     def offline(url):
         raise urllib.error.URLError("[Errno -2] Name or service not known")
@@ -248,6 +252,39 @@ def test_offline_raises_corpus_not_found_saying_where_it_looked(tmp_path, monkey
     assert str(tmp_path / "cache" / "tinyshakespeare") in msg
     assert "MINIRNN_DATA" in msg and "tinyshakespeare/input.txt" in msg
     assert "offline" in msg and "Name or service not known" in msg
+
+
+def test_the_shipped_copy_is_tiny_shakespeare_to_the_byte():
+    """Its SHA-256 is the published one (DESIGN.md's table, and char-rnn's file)."""
+    data = bz2.decompress(corpus_mod.SHIPPED["tinyshakespeare"].read_bytes())
+    assert hashlib.sha256(data).hexdigest() == SHAKESPEARE_SHA256
+    assert len(data.decode("utf-8")) == 1_115_394
+
+
+def test_without_minirnn_data_or_network_the_shipped_copy_is_unpacked_into_the_cache(
+        tmp_path, monkeypatch):
+    monkeypatch.delenv("MINIRNN_DATA", raising=False)
+    monkeypatch.setattr(corpus_mod, "_fetch", lambda url: pytest.fail("tried the network"))
+    path = resolve_corpus("tinyshakespeare", cache_dir=tmp_path / "cache")
+    assert path == tmp_path / "cache" / "tinyshakespeare" / "input.txt"
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == SHAKESPEARE_SHA256
+    assert os.listdir(path.parent) == ["input.txt"]  # no temporary file left behind
+
+
+def test_a_damaged_shipped_copy_is_refused_and_nothing_is_written(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINIRNN_DATA", str(tmp_path / "empty"))
+    damaged = tmp_path / "ts.txt.bz2"
+    damaged.write_bytes(bz2.compress(b"First Citizen:\nnot quite the text\n"))
+    monkeypatch.setitem(corpus_mod.SHIPPED, "tinyshakespeare", damaged)
+    with pytest.raises(CorpusNotFound, match="does not match its SHA-256"):
+        resolve_corpus("tinyshakespeare", cache_dir=tmp_path / "cache")
+    assert not (tmp_path / "cache" / "tinyshakespeare" / "input.txt").exists()
+
+
+def test_ptb_is_never_shipped_and_keeps_its_message(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINIRNN_DATA", str(tmp_path / "empty"))
+    with pytest.raises(CorpusNotFound, match=r"no download address for 'ptb'.*ptb/ptb.train.txt"):
+        resolve_corpus("ptb", cache_dir=tmp_path / "cache")
 
 
 def test_an_unknown_name_is_not_found():

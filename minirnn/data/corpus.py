@@ -3,12 +3,16 @@
 A corpus is named (``tinyshakespeare``, ``ptb``) or given as a path. A name is
 looked for in ``$MINIRNN_DATA/<name>/``, then in the user cache
 (``$XDG_CACHE_HOME/minirnn/<name>/``, default ``~/.cache/minirnn/<name>/``), then
-downloaded from its canonical address into the cache, checked against its SHA-256.
-Corpora are never part of the repository.
+taken from the copy shipped inside the package (tiny Shakespeare, 1.1 MB, stored
+bz2-compressed in ``minirnn/data/shipped/`` as scikit-learn ships its toy datasets, so
+that a fresh machine trains offline), else downloaded from its canonical address; a
+shipped or downloaded copy is checked against its SHA-256 and written into the cache.
+PTB is never shipped or downloaded: point ``MINIRNN_DATA`` at it.
 """
 
 from __future__ import annotations
 
+import bz2
 import hashlib
 import os
 import tempfile
@@ -39,6 +43,8 @@ _SHA256 = {
     "tinyshakespeare": "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed",
 }
 _FILES = {"tinyshakespeare": "input.txt"}
+# Corpora that ship inside the package, compressed (their SHA-256 is that of _SHA256).
+SHIPPED = {"tinyshakespeare": Path(__file__).with_name("shipped") / "tinyshakespeare.txt.bz2"}
 PTB_SPLITS = ("train", "valid", "test")
 
 
@@ -125,9 +131,10 @@ def resolve_corpus(name_or_path, cache_dir=None, download=True):
 
     Looks, in order, at: ``name_or_path`` as an existing path; for a known name,
     ``$MINIRNN_DATA/<name>/``, then ``<cache>/<name>/`` (``cache_dir``, default
-    ``$XDG_CACHE_HOME/minirnn`` or ``~/.cache/minirnn``), then the canonical address
-    (SHA-256 checked, written atomically into the cache) when ``download`` is true.
-    An existing folder is accepted if it holds ``input.txt`` (returned) or ``ptb.*.txt``.
+    ``$XDG_CACHE_HOME/minirnn`` or ``~/.cache/minirnn``), then the copy shipped in the
+    package, then the canonical address when ``download`` is true (a shipped or
+    downloaded copy is SHA-256 checked and written atomically into the cache). An
+    existing folder is accepted if it holds ``input.txt`` (returned) or ``ptb.*.txt``.
 
     Raises CorpusNotFound (a FileNotFoundError) saying where it looked and what failed.
     """
@@ -136,61 +143,72 @@ def resolve_corpus(name_or_path, cache_dir=None, download=True):
             f"resolve_corpus: expected a corpus name or a path, got {type(name_or_path).__name__}"
         )
     path = Path(name_or_path).expanduser()
-    if path.is_file():
-        return path
-    if path.is_dir():
-        if (path / "input.txt").is_file():
-            return path / "input.txt"
-        if _ptb_files(path):
-            return path
-        raise CorpusNotFound(
-            f"{path} is a folder without an input.txt or ptb.{{train,valid,test}}.txt; "
-            f"give the path of the text file itself"
-        )
-
+    if path.exists():
+        return _existing_path(path)
     name = str(name_or_path)
     if name not in KNOWN_CORPORA:
         raise CorpusNotFound(
             f"no file {str(path)!r}, and {name!r} is not a known corpus name "
             f"({', '.join(KNOWN_CORPORA)})"
         )
-
-    looked = []
-    data_dirs = _data_dirs()
-    for d in data_dirs:
-        looked.append(d / name)
-        found = _in_folder(name, d / name)
+    looked = [d / name for d in _data_dirs()] + [_cache_root(cache_dir) / name]
+    for folder in looked:
+        found = _in_folder(name, folder)
         if found is not None:
             return found
-    cache = _cache_root(cache_dir) / name
-    looked.append(cache)
-    found = _in_folder(name, cache)
-    if found is not None:
-        return found
+    target = looked[-1] / _FILES.get(name, "")
+    failed = _unpack_shipped(name, target)
+    if failed is None:
+        return target
+    failed = _download_if_allowed(name, target, download) if failed == "not shipped" else failed
+    if failed is None:
+        return target
+    raise CorpusNotFound(_not_found_message(name, looked, failed))
 
+
+def _existing_path(path):
+    if path.is_file():
+        return path
+    if (path / "input.txt").is_file():
+        return path / "input.txt"
+    if _ptb_files(path):
+        return path
+    raise CorpusNotFound(f"{path} is a folder without an input.txt or ptb.{{train,valid,test}}.txt; "
+                         f"give the path of the text file itself")
+
+
+def _unpack_shipped(name, target):
+    """Decompress the shipped copy of ``name`` into ``target``; None, "not shipped", or
+    a sentence saying what failed."""
+    if name not in SHIPPED or not SHIPPED[name].is_file():
+        return "not shipped"
+    data = bz2.decompress(SHIPPED[name].read_bytes())
+    if _sha256(data) != _SHA256[name]:
+        return f"the copy shipped in {SHIPPED[name]} does not match its SHA-256"
+    try:
+        _write_atomically(target, data)
+    except OSError as e:
+        return f"writing the shipped copy to {target} failed ({e})"
+    return None
+
+
+def _download_if_allowed(name, target, download):
     if name not in _URLS:
-        failed = f"there is no download address for {name!r}"
-    elif not download:
-        failed = "downloading was turned off"
-    else:
-        target = cache / _FILES[name]
-        failed = _download(name, target)
-        if failed is None:
-            return target
+        return f"there is no download address for {name!r}"
+    if not download:
+        return "downloading was turned off"
+    return _download(name, target)
 
-    if name == "ptb":
-        want = "ptb/ptb.train.txt (and ptb.valid.txt, ptb.test.txt)"
-    else:
-        want = f"{name}/{_FILES[name]}"
-    env = (
-        f"MINIRNN_DATA={os.pathsep.join(map(str, data_dirs))}" if data_dirs
-        else "MINIRNN_DATA is not set"
-    )
-    raise CorpusNotFound(
-        f"corpus {name!r} not found. Looked in: {', '.join(map(str, looked))} ({env}); "
-        f"then {failed}. Set MINIRNN_DATA to a folder holding {want}, "
-        f"or pass the path of the file."
-    )
+
+def _not_found_message(name, looked, failed):
+    want = "ptb/ptb.train.txt (and ptb.valid.txt, ptb.test.txt)" if name == "ptb" \
+        else f"{name}/{_FILES[name]}"
+    data_dirs = _data_dirs()
+    env = (f"MINIRNN_DATA={os.pathsep.join(map(str, data_dirs))}" if data_dirs
+           else "MINIRNN_DATA is not set")
+    return (f"corpus {name!r} not found. Looked in: {', '.join(map(str, looked))} ({env}); "
+            f"then {failed}. Set MINIRNN_DATA to a folder holding {want}, "
+            f"or pass the path of the file.")
 
 
 def read_text(path, encoding="utf-8"):
