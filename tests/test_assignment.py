@@ -139,6 +139,26 @@ def test_the_workspace_s_expected_values_are_other_cases_than_the_graded_ones(wo
         not np.array_equal(public[k], graded[k]) for k in public if k.endswith("/sizes"))
 
 
+def test_an_assignment_over_two_modules_is_one_more_table_entry(tmp_path, monkeypatch):
+    """As the coming transformer assignment (layer norm and causal self-attention) will be:
+    an entry naming ops of gradcheck.OPS from two modules is made and graded whole."""
+    import minirnn.assignment as assignment
+    entry = assignment.Assignment("pair", "05_attention", "an RNN step and attention",
+                                  (("rnn_step", 2, 3), ("additive_attention", 4, 6)))
+    monkeypatch.setitem(assignment.ASSIGNMENTS, "pair", entry)
+    assert entry.files == ("minirnn/functional/rnn.py", "minirnn/functional/attention.py")
+    fresh = make_workspace("pair", tmp_path / "fresh")["out"]
+    key = make_workspace("pair", tmp_path / "key", solutions=True)["out"]
+    for path in entry.files:
+        assert "### BEGIN SOLUTION" not in (fresh / path).read_text(encoding="utf-8")
+    report = grade_workspace(key)
+    assert [f for f, *_ in report.rows] == [f for f, _ in checks.functions("pair")]
+    assert report.earned == report.points == 15
+    report = grade_workspace(fresh)
+    assert report.graded and report.earned == 0
+    assert {o.where.partition(":")[0] for o in report.outcomes} == set(entry.files)
+
+
 def test_make_refuses_a_folder_that_holds_files_and_leaves_it_alone(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     r = cli("assignment", "make", "rnn", "--out", str(tmp_path))

@@ -308,7 +308,7 @@ def test_a_numerical_backward_fails_the_public_tests_too_with_a_hint():
 # --------------------------------------------------------------------------------------
 
 def test_the_child_loads_only_the_graded_module_and_what_it_needs():
-    from minirnn.assignment.sandbox import needed_modules
+    from minirnn.assignment.view import needed_modules
     assert needed_modules(["minirnn.functional.lstm"]) == (
         "minirnn.backend", "minirnn.functional._checks", "minirnn.functional.activations",
         "minirnn.functional.lstm")

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import checks, get, sandbox
+from . import checks, get, sandbox, view
 
 MANIFEST = ".minirnn-assignment.json"
 DEFAULT_TIMEOUT = 60.0
@@ -36,7 +36,7 @@ def grading_key(assignment, secret=None):
     so a workspace gets the same score on every run."""
     h = hashlib.sha256(b"minirnn graded cases\0" + get(assignment).name.encode("utf-8"))
     for path in get(assignment).files:
-        h.update(b"\0" + (sandbox.PACKAGE.parent / path).read_bytes())
+        h.update(b"\0" + (view.PACKAGE.parent / path).read_bytes())
     h.update(b"\0" + (secret or "").encode("utf-8"))
     return int.from_bytes(h.digest()[:16], "little")
 
@@ -135,7 +135,7 @@ class Grader:
         from .. import functional as F
         for fn, _ in checks.functions(self.name):
             self.module_of[fn] = getattr(F, fn).__module__
-        self.allowed = sandbox.needed_modules(self.modules)
+        self.allowed = view.needed_modules(self.modules)
 
     def grade(self, folder):
         """Grade the workspace ``folder`` (only read, never written): a GradeReport."""
