@@ -253,6 +253,15 @@ def test_a_package_that_does_not_import_is_not_graded_and_says_where(workspaces,
     assert f"could not grade {ws}" in r.stderr
 
 
+def test_grading_from_inside_the_student_s_folder_is_refused(workspaces):
+    """Run there, `python -m minirnn` would import the student's package as the grader."""
+    for kind in ("key", "fresh"):
+        r = cli("assignment", "grade", ".", cwd=workspaces["rnn", kind])
+        assert r.returncode == 1 and "Traceback" not in r.stderr
+        assert ("grade from outside the student's folder" in r.stderr if kind == "key" else
+                "grade with the library itself, not with a student's workspace" in r.stderr)
+
+
 def test_grading_a_folder_that_is_not_a_workspace_says_so(tmp_path):
     r = cli("assignment", "grade", str(tmp_path))
     assert r.returncode == 1

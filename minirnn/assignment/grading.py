@@ -128,8 +128,13 @@ class Grader:
 
     def __init__(self, assignment, *, timeout=DEFAULT_TIMEOUT, secret=None):
         self.name, self.timeout = get(assignment).name, float(timeout)
-        self.data = checks.reference_data(self.name, checks.graded_cases(
-            self.name, grading_key(self.name, secret)))
+        try:
+            self.data = checks.reference_data(self.name, checks.graded_cases(
+                self.name, grading_key(self.name, secret)))
+        except NotImplementedError:
+            raise ValueError(f"the minirnn that grades ({view.PACKAGE}) has stubs in "
+                             f"{', '.join(get(self.name).files)}: grade with the library "
+                             "itself, not with a student's workspace") from None
         self.modules = get(self.name).modules
         self.module_of = {}
         from .. import functional as F
@@ -143,6 +148,9 @@ class Grader:
         folder = Path(folder).resolve()
         if not folder.is_dir():
             raise ValueError(f"{str(folder)!r} is not a folder")
+        if folder in view.PACKAGE.parents:
+            raise ValueError(f"the minirnn that grades is the one in {folder}: grade from "
+                             "outside the student's folder, with your own minirnn")
         for path in get(self.name).files:
             if not (folder / path).is_file():
                 raise ValueError(f"{folder} has no {path} to grade")
