@@ -37,6 +37,7 @@ if __name__ != "__minirnn_grader__":
 MAX_HEADER = 1 << 20        # bytes of JSON in one message
 MAX_PAYLOAD = 256 << 20     # bytes of array data in one message
 MAX_MESSAGE_TEXT = 2000     # characters kept of an exception's message
+MAX_ITEMS, MAX_DEPTH = 64, 8  # a longer or deeper tuple or list stays where it was made
 _PREFIX = struct.Struct("<QQ")
 _ARRAY_KINDS = "biufc"      # bool, integers, floats, complex: nothing that holds objects
 
@@ -139,9 +140,10 @@ def fd_reader(fd):
 # Values: arrays travel, scalars travel, anything else stays where it was made
 # --------------------------------------------------------------------------------------
 
-def encode(value, arrays, keep):
+def encode(value, arrays, keep, depth=0):
     """``value`` as JSON, its arrays appended to ``arrays``. ``keep(obj) -> (id, type name)``
-    is called for an object that cannot travel (it stays on this side as a handle)."""
+    is called for an object that cannot travel (it stays on this side as a handle): not a
+    number array, a number, a string, None, or a short tuple or list of those."""
     if isinstance(value, np.ndarray) and value.dtype.kind in _ARRAY_KINDS \
             and not value.dtype.hasobject and value.dtype.itemsize <= 16:
         arrays.append(value)
@@ -154,8 +156,9 @@ def encode(value, arrays, keep):
         if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2 ** 53:
             return _kept(value, keep)
         return {"v": value}
-    if type(value) in (tuple, list):
-        return {"t" if type(value) is tuple else "l": [encode(v, arrays, keep) for v in value]}
+    if type(value) in (tuple, list) and len(value) <= MAX_ITEMS and depth < MAX_DEPTH:
+        return {"t" if type(value) is tuple else "l": [encode(v, arrays, keep, depth + 1)
+                                                        for v in value]}
     return _kept(value, keep)
 
 
@@ -167,7 +170,7 @@ def _kept(value, keep):
 def decode(spec, arrays, handle, depth=0):
     """The value that ``encode`` described; ``handle(id, type name)`` makes a kept object's
     stand-in. Raises ProtocolError for anything ``encode`` cannot have written."""
-    if depth > 8 or not isinstance(spec, dict):
+    if depth > MAX_DEPTH or not isinstance(spec, dict):
         raise ProtocolError("a value is nested too deep or is not described by an object")
     if "a" in spec:
         i = spec["a"]
@@ -181,8 +184,8 @@ def decode(spec, arrays, handle, depth=0):
         return v
     for kind, make in (("t", tuple), ("l", list)):
         if kind in spec:
-            if not isinstance(spec[kind], list) or len(spec[kind]) > 64:
-                raise ProtocolError("a tuple is not a list of at most 64 values")
+            if not isinstance(spec[kind], list) or len(spec[kind]) > MAX_ITEMS:
+                raise ProtocolError(f"a tuple is not a list of at most {MAX_ITEMS} values")
             return make(decode(s, arrays, handle, depth + 1) for s in spec[kind])
     if "h" in spec and type(spec["h"]) is int and isinstance(spec.get("type"), str):
         return handle(spec["h"], spec["type"][:80])
