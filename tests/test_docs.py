@@ -39,6 +39,9 @@ DERIVATION_PAGE = {
     "col2im": "convlstm.md",
     "sigmoid": "lstm.md",   # the stable sigmoid is derived on the LSTM page
     "tanh": "lstm.md",
+    "layer_norm": "layer-norm.md",
+    "gelu": "gelu.md",
+    "causal_self_attention": "self-attention.md",
 }
 
 # DESIGN.md's functional contract: what every backward pass returns, in order.
@@ -58,6 +61,9 @@ DESIGN_GRADIENTS = {
     "convlstm_backward": ("dx", "dh0", "dc0", "dWx", "dWh", "db"),
     "conv2d_same_backward": ("dx", "dW"),
     "col2im": ("dx",),
+    "layer_norm_backward": ("dx", "dgamma", "dbeta"),
+    "gelu_backward": ("dx",),
+    "causal_self_attention_backward": ("dx", "dWqkv", "dbqkv", "dWo", "dbo"),
 }
 
 OPS = list(F.__all__)
