@@ -1,7 +1,8 @@
 """Optimizers, gradient clipping and learning-rate schedules.
 
 Every optimizer works on the two dicts a Module owns, ``params`` and ``grads``
-(the same keys, arrays of the same shapes)::
+(the same keys, arrays of the same shapes); given ``flat=model.flat`` (a flattened
+model's buffers) it updates them all at once::
 
     opt = Adam(model.params, model.grads, lr=2e-3)
     loss = model.backward(...)            # fills model.grads
@@ -85,6 +86,19 @@ def _count(where, name, value, minimum):
     return value
 
 
+def _views(where, flat, params):
+    """Views of the 1-D ``flat`` shaped and ordered like ``params`` (a flattened model's)."""
+    views, start = {}, 0
+    for k, p in params.items():
+        stop = start + int(p.size)
+        views[k] = flat[start:stop].reshape(p.shape)
+        start = stop
+    if start != flat.size:
+        raise ValueError(f"{where}: flat buffers of {flat.size} entries for parameters of "
+                         f"{start}; pass the flat buffers of the model these params belong to")
+    return views
+
+
 def _check_pairs(where, params, grads):
     if not isinstance(params, Mapping) or not isinstance(grads, Mapping):
         raise TypeError(f"{where}: params and grads must be dicts name -> array, got "
@@ -117,7 +131,7 @@ class Optimizer:
 
     buffers: tuple = ()
 
-    def __init__(self, params, grads, lr, **hyper):
+    def __init__(self, params, grads, lr, flat=None, **hyper):
         where = type(self).__name__
         _check_pairs(where, params, grads)
         self.params, self.grads = params, grads
@@ -125,8 +139,14 @@ class Optimizer:
         self.t = 0
         self.lr = _positive(where, "lr", lr)  # then a plain attribute: schedules set it
         self._configure(**hyper)
-        self.state = {b: {k: get_array_module(p).zeros_like(p) for k, p in params.items()}
-                      for b in self.buffers}
+        self.flat = flat
+        if flat is None:
+            self.state = {b: {k: get_array_module(p).zeros_like(p) for k, p in params.items()}
+                          for b in self.buffers}
+        else:
+            self._flat_state = {b: get_array_module(flat.params).zeros_like(flat.params)
+                                for b in self.buffers}
+            self.state = {b: _views(where, buf, params) for b, buf in self._flat_state.items()}
 
     def _configure(self, **hyper):  # pragma: no cover - every subclass defines it
         raise NotImplementedError
@@ -135,20 +155,28 @@ class Optimizer:
         """The settings other than lr, as keyword arguments of ``_configure`` (JSON-able)."""
         raise NotImplementedError  # pragma: no cover
 
-    def _update(self, k, p, g, xp):  # pragma: no cover
+    def _update(self, p, g, s, xp):  # pragma: no cover
+        """Update ``p`` in place from ``g``; ``s`` maps each buffer name to its array."""
         raise NotImplementedError
 
     def step(self):
-        """Apply one update to every parameter, in place."""
+        """Apply one update to every parameter, in place: one whole-array update over
+        the flat buffers when the model is flattened, else one per parameter (the same
+        arithmetic entry by entry, so the two give the same numbers)."""
         where = f"{type(self).__name__}.step"
         if tuple(self.params) != self._keys:
             raise ValueError(f"{where}: params keys changed since the optimizer was made: "
                              f"{list(self._keys)} -> {list(self.params)}")
-        _check_pairs(where, self.params, self.grads)
         self.t += 1
+        if self.flat is not None:
+            p, g = self.flat.params, self.flat.grads
+            self._update(p, g, self._flat_state, get_array_module(p, g))
+            return
+        _check_pairs(where, self.params, self.grads)
         for k, p in self.params.items():
             g = self.grads[k]
-            self._update(k, p, g, get_array_module(p, g))
+            self._update(p, g, {b: self.state[b][k] for b in self.buffers},
+                         get_array_module(p, g))
 
     def state_dict(self):
         """``{"hyper": {type, t, lr, ...}, "arrays": {"<buffer>/<name>": copy}}``."""
@@ -212,10 +240,11 @@ class SGD(Optimizer):
     State: ``"b/<name>"`` when momentum > 0.
     """
 
-    def __init__(self, params, grads, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
+    def __init__(self, params, grads, lr, momentum=0.0, nesterov=False, weight_decay=0.0,
+                 flat=None):
         self.buffers = ("b",) if _number("SGD", "momentum", momentum) > 0 else ()
-        super().__init__(params, grads, lr=lr, momentum=momentum, nesterov=nesterov,
-                         weight_decay=weight_decay)
+        super().__init__(params, grads, lr=lr, flat=flat, momentum=momentum,
+                         nesterov=nesterov, weight_decay=weight_decay)
 
     def _configure(self, momentum, nesterov, weight_decay):
         momentum = _non_negative("SGD", "momentum", momentum)
@@ -233,11 +262,11 @@ class SGD(Optimizer):
         return {"momentum": self.momentum, "nesterov": self.nesterov,
                 "weight_decay": self.weight_decay}
 
-    def _update(self, k, p, g, xp):
+    def _update(self, p, g, s, xp):
         if self.weight_decay:
             g = g + self.weight_decay * p  # a new array: grads are never modified
         if self.momentum:
-            b = self.state["b"][k]
+            b = s["b"]
             b *= self.momentum
             b += g
             g = g + self.momentum * b if self.nesterov else b
@@ -257,8 +286,8 @@ class Adagrad(Optimizer):
 
     buffers = ("sum",)
 
-    def __init__(self, params, grads, lr, eps=1e-8):
-        super().__init__(params, grads, lr=lr, eps=eps)
+    def __init__(self, params, grads, lr, eps=1e-8, flat=None):
+        super().__init__(params, grads, lr=lr, flat=flat, eps=eps)
 
     def _configure(self, eps):
         self.eps = _non_negative("Adagrad", "eps", eps)
@@ -266,10 +295,10 @@ class Adagrad(Optimizer):
     def _hyper(self):
         return {"eps": self.eps}
 
-    def _update(self, k, p, g, xp):
-        s = self.state["sum"][k]
-        s += g * g
-        p -= self.lr * (g / (xp.sqrt(s) + self.eps))
+    def _update(self, p, g, s, xp):
+        total = s["sum"]
+        total += g * g
+        p -= self.lr * (g / (xp.sqrt(total) + self.eps))
 
 
 class RMSProp(Optimizer):
@@ -285,8 +314,8 @@ class RMSProp(Optimizer):
 
     buffers = ("v",)
 
-    def __init__(self, params, grads, lr, alpha=0.99, eps=1e-8):
-        super().__init__(params, grads, lr=lr, alpha=alpha, eps=eps)
+    def __init__(self, params, grads, lr, alpha=0.99, eps=1e-8, flat=None):
+        super().__init__(params, grads, lr=lr, flat=flat, alpha=alpha, eps=eps)
 
     def _configure(self, alpha, eps):
         alpha, eps = _unit("RMSProp", "alpha", alpha), _non_negative("RMSProp", "eps", eps)
@@ -295,8 +324,8 @@ class RMSProp(Optimizer):
     def _hyper(self):
         return {"alpha": self.alpha, "eps": self.eps}
 
-    def _update(self, k, p, g, xp):
-        v = self.state["v"][k]
+    def _update(self, p, g, s, xp):
+        v = s["v"]
         v *= self.alpha
         v += (1.0 - self.alpha) * (g * g)
         p -= self.lr * (g / (xp.sqrt(v) + self.eps))
@@ -323,8 +352,10 @@ class Adam(Optimizer):
     buffers = ("m", "v")
     _decoupled = False
 
-    def __init__(self, params, grads, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
-        super().__init__(params, grads, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+    def __init__(self, params, grads, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                 flat=None):
+        super().__init__(params, grads, lr=lr, flat=flat, betas=betas, eps=eps,
+                         weight_decay=weight_decay)
 
     def _configure(self, betas, eps, weight_decay):
         where = type(self).__name__
@@ -339,14 +370,14 @@ class Adam(Optimizer):
         return {"betas": list(self.betas), "eps": self.eps,
                 "weight_decay": self.weight_decay}
 
-    def _update(self, k, p, g, xp):
+    def _update(self, p, g, s, xp):
         b1, b2 = self.betas
         if self.weight_decay:
             if self._decoupled:
                 p *= 1.0 - self.lr * self.weight_decay
             else:
                 g = g + self.weight_decay * p
-        m, v = self.state["m"][k], self.state["v"][k]
+        m, v = s["m"], s["v"]
         m *= b1
         m += (1.0 - b1) * g
         v *= b2
@@ -366,8 +397,10 @@ class AdamW(Adam):
 
     _decoupled = True
 
-    def __init__(self, params, grads, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
-        super().__init__(params, grads, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+    def __init__(self, params, grads, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01,
+                 flat=None):
+        super().__init__(params, grads, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                         flat=flat)
 
 
 # --------------------------------------------------------------------------------------

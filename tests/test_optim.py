@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from minirnn import backend
+from minirnn import backend, optim
 from minirnn.optim import (SGD, Adagrad, Adam, AdamW, Cosine, LinearWarmup, RMSProp, StepDecay,
                            clip_grad_norm, clip_grad_value)
 
@@ -312,3 +312,77 @@ def test_sgd_momentum_runs_on_the_strict_backend_without_numpy_calls():
         assert isinstance(dev_params[k], backend.StrictArray)
         assert isinstance(state["arrays"][f"b/{k}"], backend.StrictArray)
         np.testing.assert_allclose(backend.to_numpy(dev_params[k]), params[k], rtol=1e-12)
+
+
+# ------------------------------------------------------------------ flat buffers
+
+@pytest.fixture
+def float64_default():
+    backend.set_default_dtype("float64")
+    yield
+    backend.set_default_dtype("float32")
+
+
+@pytest.mark.parametrize("name, hyper", [
+    ("Adam", {}), ("Adam", {"weight_decay": 0.1}), ("AdamW", {}),
+    ("SGD", {"momentum": 0.9, "nesterov": True, "weight_decay": 0.01}), ("SGD", {}),
+    ("Adagrad", {}), ("RMSProp", {}),
+])
+def test_flat_buffers_give_the_per_parameter_updates_bit_for_bit(float64_default, name, hyper):
+    from minirnn.nn import CharRNN
+    rng = np.random.default_rng(0)
+    a = CharRNN(7, 6, num_layers=2, cell="lstm", embedding_dim=3, seed=1)
+    b = CharRNN(7, 6, num_layers=2, cell="lstm", embedding_dim=3, seed=1).flatten()
+    opt_a = getattr(optim, name)(a.params, a.grads, lr=1e-2, **hyper)
+    opt_b = getattr(optim, name)(b.params, b.grads, lr=1e-2, flat=b.flat, **hyper)
+    for _ in range(4):
+        for k in a.params:
+            g = rng.standard_normal(a.params[k].shape)
+            a.grads[k][...] = g
+            b.grads[k][...] = g
+        opt_a.step()
+        opt_b.step()
+        for k in a.params:
+            assert np.array_equal(a.params[k], b.params[k]), (name, k)
+    sa, sb = opt_a.state_dict(), opt_b.state_dict()
+    assert sa["hyper"] == sb["hyper"] and sa["arrays"].keys() == sb["arrays"].keys()
+    assert all(np.array_equal(sa["arrays"][k], sb["arrays"][k]) for k in sa["arrays"])
+
+
+def test_flatten_keeps_every_value_and_makes_every_dict_a_view_of_one_buffer():
+    from minirnn.nn import CharRNN
+    model = CharRNN(7, 6, num_layers=2, cell="gru", embedding_dim=3, seed=2)
+    before = {k: p.copy() for k, p in model.params.items()}
+    model.flatten()
+    assert model.flat.params.shape == (model.num_parameters(),)
+    for k, p in model.params.items():
+        assert np.array_equal(p, before[k]) and np.shares_memory(p, model.flat.params), k
+        assert np.shares_memory(model.grads[k], model.flat.grads), k
+    # the children's dicts hold the same views, so layers and optimizer see one array
+    assert model.params["rnn.1.Wh"] is model.rnn.params["1.Wh"]
+    model.flat.grads[...] = 1.0
+    assert (model.head.grads["W"] == 1.0).all()
+    model.zero_grad()
+    assert not model.flat.grads.any()
+    assert len(model.gradient_arrays()) == 1
+    with pytest.raises(RuntimeError, match="flattened"):
+        model.register("extra", np.zeros(3))
+
+
+def test_optimizer_state_round_trips_between_flat_and_per_parameter(float64_default):
+    from minirnn.nn import CharRNN
+    a = CharRNN(5, 4, seed=0)
+    b = CharRNN(5, 4, seed=0).flatten()
+    opt_a = optim.Adam(a.params, a.grads, lr=1e-2)
+    for g in a.grads.values():
+        g[...] = 0.5
+    opt_a.step()
+    opt_b = optim.Adam(b.params, b.grads, lr=1e-2, flat=b.flat)
+    opt_b.load_state_dict(opt_a.state_dict())
+    b.load_state_dict(a.state_dict())
+    for m in (a, b):
+        for g in m.grads.values():
+            g[...] = -0.25
+    opt_a.step()
+    opt_b.step()
+    assert all(np.array_equal(a.params[k], b.params[k]) for k in a.params)

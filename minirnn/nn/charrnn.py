@@ -8,6 +8,12 @@
 softmax cross-entropy; ``backward(dlogits)`` fills ``grads`` (truncated at the batch).
 The state the batch ends in is ``final_state``: carrying it into the next batch is the
 trainer's business. ``step(ids, state)`` is one step of inference for sampling.
+
+Inside, the activations are time-major, ``(T, N, ...)``: the sequence functions keep
+their buffers that way (one contiguous block per step), so the layers hand them on as
+batch-first *views* and nothing is copied between the embedding, the layers and the
+output layer. ``loss`` works on the time-major logits too, so its ``dlogits`` is
+``(T, N, V)``: what ``backward`` takes. ``forward`` returns the usual ``(N, T, V)``.
 """
 
 from __future__ import annotations
@@ -57,34 +63,46 @@ class CharRNN(Module):
     def initial_state(self, batch_size):
         return self.rnn.initial_state(batch_size)
 
-    def _inputs(self, ids):
+    def _inputs(self, ids_tm):
+        """ids_tm (T, N) -> the inputs (T, N, E), looked up time-major."""
         if self.embed is not None:
-            return self.embed.forward(ids)
+            return self.embed.forward(ids_tm)
         # One-hot rows are the rows of an identity table: the embedding lookup checks ids.
-        xp = backend.get_array_module(ids)
+        xp = backend.get_array_module(ids_tm)
         eye = xp.eye(self.vocab_size, dtype=self.params["head.W"].dtype)
-        return F.embedding_forward(ids, eye)[0]  # (N, T, V)
+        return F.embedding_forward(ids_tm, eye)[0]  # (T, N, V)
+
+    def _logits_tm(self, ids, state):
+        """ids (N, T) -> time-major logits (T, N, V) and the final state."""
+        x = self._inputs(ids.T)                                       # (T, N, E)
+        hs, state = self.rnn.forward(x.transpose(1, 0, 2), state)    # (N, T, H) view
+        hs_tm = self.drop.forward(hs.transpose(1, 0, 2))              # (T, N, H)
+        return self.head.forward(hs_tm), state                        # (T, N, V)
 
     def forward(self, ids, state=None):
         """ids: (N, T) ints -> logits (N, T, V) and the final recurrent state."""
-        hs, state = self.rnn.forward(self._inputs(ids), state)
-        return self.head.forward(self.drop.forward(hs)), state
+        logits, state = self._logits_tm(ids, state)
+        return logits.transpose(1, 0, 2), state
 
     def loss(self, batch):
         """Mean cross-entropy (nats per symbol) of predicting ``batch["targets"]`` from
         ``batch["ids"]``, starting from ``batch.get("state")`` -> (loss, dlogits).
 
-        ``loss`` is a 0-d array; the state the batch ends in becomes ``final_state``.
+        ``loss`` is a 0-d array and ``dlogits`` is time-major, (T, N, V); the state the
+        batch ends in becomes ``final_state``.
         """
-        logits, self.final_state = self.forward(batch["ids"], batch.get("state"))
-        return F.softmax_cross_entropy(logits, batch["targets"], batch.get("mask"))
+        logits, self.final_state = self._logits_tm(batch["ids"], batch.get("state"))
+        mask = batch.get("mask")
+        return F.softmax_cross_entropy(logits, batch["targets"].T,
+                                       None if mask is None else mask.T)
 
     def backward(self, dlogits):
-        """Add the gradient of the last ``loss`` into ``grads`` (truncated at the batch)."""
-        dhs = self.drop.backward(self.head.backward(dlogits))
-        dx, _ = self.rnn.backward(dhs)
+        """Add the gradient of the last ``loss`` into ``grads`` (truncated at the batch);
+        ``dlogits`` is time-major (T, N, V), as ``loss`` returns it."""
+        dhs_tm = self.drop.backward(self.head.backward(dlogits))     # (T, N, H)
+        dx, _ = self.rnn.backward(dhs_tm.transpose(1, 0, 2))
         if self.embed is not None:
-            self.embed.backward(dx)
+            self.embed.backward(dx.transpose(1, 0, 2))                # (T, N, E)
 
     def step(self, ids, state):
         """One step of inference: ids (N,) -> logits (N, V), next state."""

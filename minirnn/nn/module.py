@@ -7,14 +7,28 @@ live arrays. ``backward`` *adds* into ``grads`` (call ``zero_grad()`` first), li
 
 A parent registers children with ``self.add(name, child)``; their entries appear in the
 parent's dicts under ``"name.key"``. Every layer calls ``minirnn.functional`` for its math.
+
+``model.flatten()`` moves every parameter into one contiguous 1-D buffer,
+``model.flat.params``, and every gradient into another, ``model.flat.grads``; the
+arrays in the dicts become views of them, in the order of ``params``. Zeroing the
+gradients, clipping their norm and an optimizer's update are then a handful of
+whole-array operations instead of a loop over dozens of arrays.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
 from .. import backend
 from .. import functional as F
+
+
+class Flat(NamedTuple):
+    """The flat buffers behind a flattened model's parameters and gradients."""
+    params: object  # (P,) every parameter, in the order of Module.params
+    grads: object   # (P,) every gradient, in the same order
 
 
 class Module:
@@ -24,11 +38,15 @@ class Module:
         self.params = {}
         self.grads = {}
         self.training = True
+        self.flat = None
         self._children = {}
 
     # -- building ----------------------------------------------------------------------
     def register(self, name, value):
         """Make the host array ``value`` a parameter (moved to the backend) with a zero grad."""
+        if self.flat is not None:
+            raise RuntimeError(f"{type(self).__name__}.register: the model is flattened; "
+                               "register every parameter before flatten()")
         p = backend.asarray(value, dtype=backend.default_dtype())
         self.params[name] = p
         self.grads[name] = backend.xp.zeros_like(p)
@@ -55,8 +73,39 @@ class Module:
         return list(self.params.values())
 
     def zero_grad(self):
+        if self.flat is not None:
+            self.flat.grads[...] = 0
+            return
         for g in self.grads.values():
             g[...] = 0
+
+    def flatten(self):
+        """Put every parameter and gradient into one flat buffer each (``self.flat``);
+        the arrays of ``params`` and ``grads``, here and in every child, become views of
+        them with their values kept. Returns self."""
+        if self.flat is not None:
+            return self
+        first = next(iter(self.params.values()))
+        xp, size = backend.get_array_module(first), sum(int(p.size) for p in self.params.values())
+        flat = Flat(xp.empty(size, dtype=first.dtype), xp.zeros(size, dtype=first.dtype))
+        views, start = {}, 0  # id(old array) -> its view in the flat buffer
+        for k, p in self.params.items():
+            stop = start + int(p.size)
+            flat.params[start:stop] = p.reshape(-1)
+            flat.grads[start:stop] = self.grads[k].reshape(-1)
+            views[id(p)] = flat.params[start:stop].reshape(p.shape)
+            views[id(self.grads[k])] = flat.grads[start:stop].reshape(p.shape)
+            start = stop
+        for m in self.modules():
+            for d in (m.params, m.grads):
+                for k in d:
+                    d[k] = views[id(d[k])]
+        self.flat = flat
+        return self
+
+    def gradient_arrays(self):
+        """The gradients as the fewest arrays: ``[flat.grads]`` once flattened."""
+        return [self.flat.grads] if self.flat is not None else list(self.grads.values())
 
     def train(self, mode=True):
         self.training = bool(mode)

@@ -89,8 +89,8 @@ class Recurrent(Module):
         hs = x
         for layer in range(self.num_layers):
             mask = None
-            if layer > 0:
-                hs = self.dropout.forward(hs)
+            if layer > 0:  # dropout on the time-major buffer behind hs: no copy
+                hs = self.dropout.forward(hs.transpose(1, 0, 2)).transpose(1, 0, 2)
                 mask = self.dropout._mask
             state0 = tuple(s[layer] for s in state)
             hs, final, cache = self.spec.sequence(hs, state0, self._weights(layer))
@@ -110,7 +110,7 @@ class Recurrent(Module):
             dx, dstate0[layer], dweights = self.spec.sequence_back(dhs, dfinal, cache)
             for name, g in zip(self.spec.weight_names, dweights):
                 self.grads[f"{layer}.{name}"] += g
-            dhs = dx if mask is None else dx * mask
+            dhs = dx if mask is None else (dx.transpose(1, 0, 2) * mask).transpose(1, 0, 2)
         return dhs, tuple(xp.stack(d) for d in zip(*dstate0))
 
     def _check_state(self, state, x):

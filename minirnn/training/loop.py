@@ -10,7 +10,9 @@ step leaves for the next (the char-LM's recurrent state). The loop owns the rest
   counted), a progress bar, one ``metrics.jsonl`` record per step and per evaluation;
 * one step: ``loss, dlogits = model.loss(batch)``, ``model.backward(dlogits)``, clip the
   global gradient norm, check that the loss and the norm are finite (and that the loss
-  has not risen above 3x the run's first loss), then the optimizer's update;
+  has not risen above 3x the run's first loss), then the optimizer's update. The model
+  is flattened first (``Module.flatten``), so zeroing, clipping and the update are each
+  a few whole-array operations over all the parameters at once;
 * checkpoints, written atomically every ``save_every`` steps, at the end and on Ctrl-C;
   the weights are checked for NaN/Inf before every save and evaluation;
 * divergence stops the run with ``TrainingDiverged``, naming the last good checkpoint,
@@ -151,10 +153,9 @@ class RunResult:
 
 
 def make_optimizer(name, model, lr):
-    cls = OPTIMIZERS[name]
-    if name == "momentum":
-        return cls(model.params, model.grads, lr=lr, momentum=0.9)
-    return cls(model.params, model.grads, lr=lr)
+    """The optimizer ``name`` over ``model`` (over its flat buffers once flattened)."""
+    extra = {"momentum": 0.9} if name == "momentum" else {}
+    return OPTIMIZERS[name](model.params, model.grads, lr=lr, flat=model.flat, **extra)
 
 
 def dropouts(model):
@@ -172,7 +173,7 @@ class Loop:
     def __init__(self, task, cfg, log=print):
         self.task, self.cfg, self.log = task, cfg, log
         self.out = Path(cfg.out)
-        self.model = task.build_model()
+        self.model = task.build_model().flatten()  # whole-array zeroing, clipping, updates
         self.opt = make_optimizer(getattr(cfg, "optimizer", "adam"), self.model, cfg.lr)
         self.state = RunState()
         self.dropouts = dropouts(self.model)
@@ -278,7 +279,7 @@ class Loop:
         loss, dlogits = model.loss(batch)
         loss = float(loss)
         model.backward(dlogits)
-        state.grad_norm = norm = optim.clip_grad_norm(model.grads, self.cfg.clip)
+        state.grad_norm = norm = optim.clip_grad_norm(model.gradient_arrays(), self.cfg.clip)
         if state.first_loss is None and math.isfinite(loss) and math.isfinite(norm):
             state.first_loss = loss
         # A one-symbol vocabulary has loss 0 throughout: no ratio to take.
