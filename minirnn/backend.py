@@ -25,6 +25,7 @@ import numpy as _np
 __all__ = [
     "xp", "use", "name", "get_array_module", "to_numpy", "asarray",
     "default_dtype", "set_default_dtype", "scatter_add", "reuse_freed_memory",
+    "blas_threads", "blas_thread_count", "cores",
 ]
 
 BACKENDS = ("numpy", "cupy", "strict")
@@ -144,8 +145,51 @@ def __getattr__(attr):
 
 
 # --------------------------------------------------------------------------------------
-# Reusing freed memory
+# Threads and memory: settings of a job, never of an import
 # --------------------------------------------------------------------------------------
+
+class blas_threads:
+    """A job's BLAS thread count: ``with blas_threads(n) as threads:`` runs the block with
+    the BLAS library (OpenBLAS, MKL...) limited to ``n`` threads (``None``: as it is),
+    lets the job change the count as it goes (``threads.set(k)``), and restores the
+    count it found on the way out, whatever happens (``threadpoolctl``).
+
+    A BLAS pool left at its default spins one thread per core; on a machine that is
+    doing something else too, those threads wait on each other and on the other load.
+    """
+
+    def __init__(self, n=None):
+        self.n = n
+
+    def __enter__(self):
+        from threadpoolctl import ThreadpoolController
+        self._libs = ThreadpoolController().select(user_api="blas").lib_controllers
+        self._before = [lib.num_threads for lib in self._libs]
+        if self.n is not None:
+            self.set(self.n)
+        return self
+
+    def set(self, n):
+        for lib in self._libs:
+            lib.set_num_threads(int(n))
+
+    def __exit__(self, *exc):
+        for lib, n in zip(self._libs, self._before):
+            lib.set_num_threads(n)
+        return False
+
+
+def blas_thread_count():
+    """The number of threads the BLAS library uses now (the largest, if several)."""
+    from threadpoolctl import threadpool_info
+    return max((p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"),
+               default=1)
+
+
+def cores():
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbers
 

@@ -24,6 +24,7 @@ import argparse
 import dataclasses
 import sys
 
+from .backend import blas_threads
 from .settings import SettingError, limits_text
 
 
@@ -104,11 +105,13 @@ def _cmd_sample(args):
     s = config_from(args, SampleConfig)  # settings first: a typo should not wait for loading
     model, vocab, _ = load_model(args.checkpoint)
     model.eval()
-    if s.beam_width > 1:  # the most probable continuation, not a random one
-        text = beam_sample_text(model, vocab, s.prompt, beam_width=s.beam_width, length=s.length)
-    else:
-        text = sample(model, vocab, prompt=s.prompt, length=s.length, temperature=s.temperature,
-                      top_k=s.top_k, top_p=s.top_p, seed=s.seed)
+    with blas_threads(s.threads):
+        if s.beam_width > 1:  # the most probable continuation, not a random one
+            text = beam_sample_text(model, vocab, s.prompt, beam_width=s.beam_width,
+                                    length=s.length)
+        else:
+            text = sample(model, vocab, prompt=s.prompt, length=s.length,
+                          temperature=s.temperature, top_k=s.top_k, top_p=s.top_p, seed=s.seed)
     print(text)
     return 0
 
@@ -132,7 +135,8 @@ def _cmd_seq2seq_translate(args):
         raise SettingError("translate", "beam_width", f"must be an int >= 1, got "
                                                       f"{args.beam_width}")
     model, vocab, _ = load_seq2seq(args.checkpoint)
-    outputs = translate(model, vocab, args.sources, beam_width=args.beam_width)
+    with blas_threads(args.threads):
+        outputs = translate(model, vocab, args.sources, beam_width=args.beam_width)
     for src, out in zip(args.sources, outputs):
         print(f"{src}\t{out}" if len(args.sources) > 1 else out)
     if args.show_attention:
@@ -152,9 +156,10 @@ def _cmd_gradcheck(args):
         raise UsageError(f"--op must name one of {', '.join(gradcheck.OPS)} (or a family "
                          f"such as lstm), got {args.op!r}")
     report = gradcheck.GradcheckReport()
-    for name in names:
-        report += gradcheck.check_op(name, N=args.N, T=args.T, D=args.D, H=args.H,
-                                     seed=args.seed, tol=args.tol)
+    with blas_threads(args.threads):
+        for name in names:
+            report += gradcheck.check_op(name, N=args.N, T=args.T, D=args.D, H=args.H,
+                                         seed=args.seed, tol=args.tol)
     print(report)
     return 0 if report.passed else 1
 
@@ -204,6 +209,21 @@ def _subparser(sub, name, help, func=None):
     return p
 
 
+def _at_least_one(text):
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be an int >= 1, got {text!r}")
+    return n
+
+
+def _threads_flag(parser, default):
+    parser.add_argument("--threads", type=_at_least_one, default=default, metavar="N",
+                        help=f"BLAS threads (default: {default})")
+
+
 def _training_command(sub, name, help, config_cls):
     p = _subparser(sub, name, help, _cmd_train)
     add_config_flags(p, config_cls)
@@ -225,6 +245,7 @@ def _add_gradcheck(sub):
     for dim, default in (("N", 2), ("T", 3), ("D", 4), ("H", 5)):
         g.add_argument(f"-{dim}", type=int, default=default,
                        help=f"size of {dim} (default: {default})")
+    _threads_flag(g, 1)
 
 
 def _add_sample(sub):
@@ -246,6 +267,7 @@ def _add_seq2seq(sub):
     tr.add_argument("--beam-width", type=int, default=1, help="1 = greedy (default: 1)")
     tr.add_argument("--show-attention", metavar="PNG", default=None,
                     help="draw the attention of the first source into this PNG")
+    _threads_flag(tr, 1)
 
 
 def _add_assignment(sub):

@@ -146,3 +146,36 @@ def test_resume_continues_metrics_from_the_checkpoint_after_a_kill(task, tmp_pat
              if '"loss"' in line]
     assert steps == list(range(1, 9))
     assert not list(out.glob(".checkpoint.npz.*.tmp"))
+
+
+def test_thread_choice_probes_both_counts_and_keeps_the_faster():
+    from minirnn.training.loop import ThreadChoice
+    choice = ThreadChoice(cores=2, warmup=2, probe=3, every=20)
+    seconds = {1: 1.0, 2: 0.5}  # an idle machine: two threads twice as fast
+    used = []
+    for step in range(60):
+        n = choice.threads_for(step)
+        used.append(n)
+        choice.record(step, 9.0 if step == 3 else seconds[n])  # one outlier: medians win
+        if step == 29:
+            seconds = {1: 1.0, 2: 3.0}  # then the machine gets busy
+    probe = [1, 1, 1, 2, 2, 2]
+    assert used[:2] == [2, 2] and used[2:8] == probe and used[8:22] == [2] * 14
+    assert used[22:28] == probe and used[28:42] == [2] * 14  # still idle at step 27
+    assert used[42:48] == probe and used[48:] == [1] * 12    # busy: one thread from now on
+    fixed = ThreadChoice(fixed=1, cores=2)
+    assert {fixed.threads_for(s) for s in range(50)} == {1}
+
+
+@pytest.mark.parametrize("threads", [None, 1])
+def test_a_run_leaves_the_blas_thread_count_as_it_found_it(threads, tmp_path):
+    from minirnn import backend
+    with backend.blas_threads(2):
+        before = backend.blas_thread_count()
+        result = train(config("char", tmp_path / "r", tmp_path, steps=8, threads=threads),
+                       log=quiet)
+        assert backend.blas_thread_count() == before
+    used = [json.loads(line)["threads"] for line in open(result.out / "metrics.jsonl")
+            if '"loss"' in line]
+    c = backend.cores()
+    assert used == ([1] * 8 if threads == 1 or c == 1 else [c, c, 1, 1, 1, c, c, c])

@@ -67,6 +67,8 @@ class SampleConfig:
                                   kind=int, optional=True, low=0)
     beam_width: int = setting(1, "above 1: beam search for the most probable continuation "
                               "(ignores --temperature, --top-k and --top-p)", low=1)
+    threads: int = setting(1, "BLAS threads (one step of one stream is too small a product "
+                           "to share; see docs/benchmarks.md)", low=1)
 
     def __post_init__(self):
         check_settings(self)

@@ -34,6 +34,9 @@ class RunConfig:
     save_every: int = positive(500, "steps between checkpoints (one is also written at "
                                "the end and on Ctrl-C)", may_change=True)
     seed: int = setting(0, "random seed of the weights, dropout and batches", low=0)
+    threads: Optional[int] = setting(None, "BLAS threads (default: chosen as the run goes, "
+                                     "by timing steps on 1 thread and on every core)",
+                                     kind=int, optional=True, low=1, may_change=True)
     progress: bool = setting(True, "show a progress bar", may_change=True)
 
     default_steps = 2000  # when neither steps nor time_budget is given

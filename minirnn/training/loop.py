@@ -20,6 +20,9 @@ step leaves for the next (the char-LM's recurrent state). The loop owns the rest
 * exact resume: ``train(cfg, resume=True)`` continues from the checkpoint so that an
   interrupted-and-resumed run ends with the weights of an uninterrupted one, and
   ``metrics.jsonl`` continues from the checkpoint's step;
+* the BLAS thread count: ``threads`` if the config sets it, else ``ThreadChoice`` times
+  a few steps on one thread and on every core, now and then, and keeps the faster (an
+  idle machine gets its cores; a busy one is spared threads that wait on each other);
 * at the end ``loss.png`` and the task's figures.
 
 The first Ctrl-C asks the loop to stop after the current step and save; a second one
@@ -268,8 +271,8 @@ class Loop:
                                                  f"Inf after the update")
 
     # -- one step, one evaluation --------------------------------------------------------
-    def step_once(self, metrics, bar):
-        """One optimizer step; returns how many seconds it took."""
+    def step_once(self, metrics, bar, threads=None):
+        """One optimizer step (on ``threads`` BLAS threads); returns its seconds."""
         state, model = self.state, self.model
         t0 = time.perf_counter()
         self._rng_before = [d.rng_state() for d in self.dropouts]
@@ -297,7 +300,7 @@ class Loop:
         rate = self.task.items(batch) / dt
         metrics.write({"step": state.step, "train_time": round(state.train_time, 3),
                        "loss": loss, "grad_norm": norm, "lr": self.opt.lr,
-                       f"{self.task.unit}_per_s": rate})
+                       f"{self.task.unit}_per_s": rate, "threads": threads})
         bar.advance(1, dt)
         bar.set_postfix(loss=f"{loss:.3f}", **{f"{self.task.unit}_s": f"{rate:,.0f}"},
                         refresh=False)
@@ -335,8 +338,10 @@ class Loop:
     def run(self):
         """Train until the budget is spent or Ctrl-C; returns how it stopped."""
         self.phase = "done"
+        choice = ThreadChoice(self.cfg.threads)
         with MetricsLog(self.out / METRICS, self.state.saved_step) as metrics, \
-                StopOnCtrlC() as ctrl_c, ProgressBar(self.cfg, self.state) as bar:
+                StopOnCtrlC() as ctrl_c, ProgressBar(self.cfg, self.state) as bar, \
+                backend.blas_threads() as blas:
             try:
                 self.model.train()
                 while True:
@@ -347,7 +352,9 @@ class Loop:
                     stop = self.budget_left()
                     if stop:
                         break
-                    self.step_once(metrics, bar)
+                    threads = choice.threads_for(self.state.step)
+                    blas.set(threads)
+                    choice.record(self.state.step, self.step_once(metrics, bar, threads))
                     if self.state.step % self.cfg.eval_every == 0:
                         self.evaluate(metrics, bar)
                     if self.state.step % self.cfg.save_every == 0:
@@ -400,6 +407,40 @@ def train(task, cfg, resume=False, log=print):
     s = loop.state
     return RunResult(loop.model, task, s.step, s.train_time, s.last_loss, s.val, loop.out,
                      stopped_by)
+
+
+class ThreadChoice:
+    """The BLAS thread count of each step: ``fixed`` when given; otherwise, after
+    ``warmup`` steps and again every ``every`` steps, ``probe`` steps run on one thread
+    and ``probe`` on every core, and the faster (by the median step time) is kept until
+    the next probe. Probing costs a few steps at the slower count: a few per cent on a
+    busy machine, where the slower count can take three times as long."""
+
+    def __init__(self, fixed=None, cores=None, warmup=2, probe=3, every=200):
+        cores = backend.cores() if cores is None else cores
+        self.options = (fixed,) if fixed is not None else tuple(sorted({1, cores}))
+        self.warmup, self.probe, self.every = warmup, probe, every
+        self.best = self.options[-1]
+        self.times = {}
+
+    def _probing(self, step):
+        """The thread count ``step`` is a probe of, or None."""
+        k = (step % self.every) - self.warmup
+        if len(self.options) < 2 or not 0 <= k < self.probe * len(self.options):
+            return None
+        return self.options[k // self.probe]
+
+    def threads_for(self, step):
+        return self._probing(step) or self.best
+
+    def record(self, step, seconds):
+        n = self._probing(step)
+        if n is None:
+            return
+        self.times.setdefault(n, []).append(seconds)
+        if (step % self.every) - self.warmup == self.probe * len(self.options) - 1:
+            medians = {k: sorted(v)[len(v) // 2] for k, v in self.times.items()}
+            self.best, self.times = min(medians, key=medians.get), {}
 
 
 class MetricsLog:
