@@ -127,13 +127,24 @@ def asarray(a, dtype=None):
 
 
 def scatter_add(a, indices, values):
-    """``a[indices] += values`` with repeated indices accumulated, on any backend."""
+    """``a[indices] += values`` with repeated indices accumulated, on any backend.
+
+    indices: (n,) ints; values: (n, ...) rows. On the host the rows are sorted by index
+    and each run of equal indices summed with one ``add.reduceat``: several times faster
+    than ``add.at``, which adds row by row.
+    """
     mod = get_array_module(a)
     if mod.__name__ == "cupy":
         import cupyx
         cupyx.scatter_add(a, indices, values)
-    else:  # NumPy, and the strict stand-in
-        mod.add.at(a, indices, values)
+        return a
+    if indices.size == 0:
+        return a
+    order = mod.argsort(indices, kind="stable")
+    ordered = indices[order]                                   # (n,) runs of equal indices
+    starts = mod.flatnonzero(mod.concatenate([mod.ones(1, dtype=bool),
+                                              ordered[1:] != ordered[:-1]]))
+    a[ordered[starts]] += mod.add.reduceat(values[order], starts, axis=0)
     return a
 
 

@@ -81,3 +81,15 @@ def test_default_dtype_is_float32_and_settable():
         backend.set_default_dtype("float32")
     with pytest.raises(TypeError, match="float32 or float64, got int32"):
         backend.set_default_dtype("int32")
+
+
+@pytest.mark.parametrize("xp_name", ["numpy", "strict"])
+def test_scatter_add_sums_repeated_rows_like_add_at(xp_name):
+    xp = backend.strict if xp_name == "strict" else np
+    rng = np.random.default_rng(0)
+    for n, V in ((0, 3), (1, 3), (50, 4), (200, 7)):
+        ids, rows = rng.integers(0, V, n), rng.standard_normal((n, 5))
+        want = np.zeros((V, 5))
+        np.add.at(want, ids, rows)
+        got = backend.scatter_add(xp.asarray(np.zeros((V, 5))), xp.asarray(ids), xp.asarray(rows))
+        np.testing.assert_allclose(backend.to_numpy(got), want, rtol=1e-12, atol=1e-12)
