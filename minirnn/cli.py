@@ -24,7 +24,6 @@ import argparse
 import dataclasses
 import sys
 
-from .backend import blas_threads
 from .settings import SettingError, limits_text
 
 
@@ -92,6 +91,11 @@ def config_from(args, config_cls):
 # Commands
 # --------------------------------------------------------------------------------------
 
+def blas_threads(n):
+    from .backend import blas_threads as threads  # numpy loads here, inside main's try
+    return threads(n)
+
+
 def _cmd_train(args):
     from .training import train
     train(config_from(args, args.config), resume=args.resume)
@@ -99,7 +103,7 @@ def _cmd_train(args):
 
 
 def _cmd_sample(args):
-    from .generate import SampleConfig, beam_sample_text, sample
+    from .generate import SampleConfig, beam_sample_text, sample_stream
     from .training import load_model
 
     s = config_from(args, SampleConfig)  # settings first: a typo should not wait for loading
@@ -107,13 +111,40 @@ def _cmd_sample(args):
     model.eval()
     with blas_threads(s.threads):
         if s.beam_width > 1:  # the most probable continuation, not a random one
-            text = beam_sample_text(model, vocab, s.prompt, beam_width=s.beam_width,
-                                    length=s.length)
-        else:
-            text = sample(model, vocab, prompt=s.prompt, length=s.length,
-                          temperature=s.temperature, top_k=s.top_k, top_p=s.top_p, seed=s.seed)
-    print(text)
+            print(beam_sample_text(model, vocab, s.prompt, beam_width=s.beam_width,
+                                   length=s.length))
+            return 0
+        pieces = sample_stream(model, vocab, prompt=s.prompt, length=s.length,
+                               temperature=s.temperature, top_k=s.top_k, top_p=s.top_p,
+                               seed=s.seed)
+        _write_as_it_comes(pieces, s.length)
     return 0
+
+
+# A progress bar for sampling when the text goes to a file and stderr is a terminal.
+_SAMPLE_BAR_FROM = 1000
+
+
+def _write_as_it_comes(pieces, length):
+    """Print the prompt and then each token as soon as it is drawn; on Ctrl-C, what was
+    printed stays and the line is ended (``main`` then reports the interruption)."""
+    from tqdm.auto import tqdm
+
+    out = sys.stdout
+    bar = tqdm(total=length, unit="tok", file=sys.stderr, dynamic_ncols=True,
+               disable=not (length >= _SAMPLE_BAR_FROM and sys.stderr.isatty()
+                            and not out.isatty()))
+    try:
+        out.write(next(pieces))  # the prompt: checked and encoded, nothing drawn yet
+        for i, piece in enumerate(pieces):
+            out.write(piece)
+            if "\n" in piece or i % 64 == 0:
+                out.flush()
+            bar.update(1)
+    finally:
+        out.write("\n")
+        out.flush()
+        bar.close()
 
 
 def _cmd_plot(args):

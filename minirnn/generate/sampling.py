@@ -39,7 +39,7 @@ import numpy as np
 from .. import backend
 from ..settings import check_settings, setting
 
-__all__ = ["SampleConfig", "filter_logits", "validate_sampling", "sample"]
+__all__ = ["SampleConfig", "filter_logits", "validate_sampling", "sample", "sample_stream"]
 
 # Cumulative sums of probabilities carry rounding error; a nucleus counts as reached
 # when its mass is within this much of top_p, so [0.5, 0.3, ...] with top_p=0.8 stops
@@ -182,15 +182,30 @@ def sample(model, vocab, prompt="", length=200, temperature=1.0, top_k=None, top
     non-finite logits at a generation step (naming the step). Logits of the steps that
     only feed the prompt are not brought to the host and not checked.
     """
+    return "".join(sample_stream(model, vocab, prompt, length, temperature, top_k, top_p,
+                                 seed))
+
+
+def sample_stream(model, vocab, prompt="", length=200, temperature=1.0, top_k=None,
+                  top_p=None, seed=None):
+    """``sample``, as it goes: yields the prompt, then the text of each token as soon as
+    it is drawn (joined, the pieces are exactly ``sample``'s result). The settings are
+    checked and the prompt encoded before the first piece comes."""
     validate_sampling(temperature, top_k, top_p)
     ids = _prompt_ids("", vocab, prompt, length)  # (P,) host int64
-    V = len(vocab)
-    if length == 0:
-        return prompt
+    return _stream(model, vocab, prompt, ids, length, (temperature, top_k, top_p), seed)
 
+
+def _stream(model, vocab, prompt, ids, length, settings, seed):
+    V = len(vocab)
+    yield prompt
+    if length == 0:
+        return
+    # Word vocabularies decode with a space between words (and after the prompt).
+    sep = " " if getattr(vocab, "kind", "char") == "word" else ""
+    pieces = [_decode(vocab, np.array([i])) for i in range(V)]
     rng = np.random.default_rng(seed)
     state, token, as_ids = _prime(model, ids)
-    out = np.empty(length, dtype=np.int64)
     for i in range(length):
         logits, state = model.step(as_ids(token), state)
         host = backend.to_numpy(logits)  # (1, V): the only transfer of the step
@@ -202,14 +217,9 @@ def sample(model, vocab, prompt="", length=200, temperature=1.0, top_k=None, top
             raise ValueError(f"sample: model.step returned non-finite logits (NaN or Inf) at "
                              f"generation step {i + 1} of {length}; the model's weights or "
                              f"state have diverged")
-        probs = filter_logits(host[0], temperature, top_k, top_p)
+        probs = filter_logits(host[0], *settings)
         token = int(rng.choice(V, p=probs))
-        out[i] = token
-
-    text = _decode(vocab, out)
-    if getattr(vocab, "kind", "char") == "word" and prompt and text:
-        return prompt + " " + text  # word vocabularies decode without a leading space
-    return prompt + text
+        yield (sep if (i or prompt) else "") + pieces[token]
 
 
 def _prime(model, ids):
