@@ -13,6 +13,7 @@ PTB is never shipped or downloaded: point ``MINIRNN_DATA`` at it.
 from __future__ import annotations
 
 import bz2
+import codecs
 import hashlib
 import os
 import tempfile
@@ -211,14 +212,44 @@ def _not_found_message(name, looked, failed):
             f"or pass the path of the file.")
 
 
+# Byte-order marks, longest first (UTF-32-LE's begins with UTF-16-LE's).
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+         (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+
+
+def _wide_encoding(data):
+    """The encoding a byte-order mark names (utf-16 or utf-32), else a guess from NUL
+    bytes (UTF-16 text without a mark has one in every other byte), else None."""
+    for bom, name in _BOMS:
+        if data.startswith(bom):
+            return name
+    sample = data[:4096]
+    if sample and sample.count(0) >= len(sample) // 4:
+        return "utf-16-le" if sample[1:2] == b"\x00" else "utf-16-be"
+    return None
+
+
 def read_text(path, encoding="utf-8"):
     """The text of a file, decoded with ``encoding`` (never the locale's default).
 
-    "\\r\\n" becomes "\\n", and a leading UTF-8 byte-order mark is dropped. Raises
-    ValueError with the byte offset of the first undecodable byte.
+    "\\r\\n" becomes "\\n", and a leading byte-order mark is dropped. A file that is
+    UTF-16 or UTF-32 (a byte-order mark says so, or NUL bytes give it away) is refused
+    unless ``encoding`` is one of those, naming the encoding to pass: decoded as
+    anything else it would be NUL characters and garbage. Raises ValueError with the
+    byte offset of the first undecodable byte.
     """
     path = Path(path)
     data = path.read_bytes()
+    try:
+        codec = codecs.lookup(encoding).name
+    except LookupError:
+        raise ValueError(f"read_text: unknown encoding {encoding!r}; give a Python codec name "
+                         f"such as 'utf-8', 'latin-1' or 'cp1252' (--encoding)") from None
+    wide = _wide_encoding(data)
+    if wide is not None and not codec.startswith(("utf-16", "utf-32")):
+        raise ValueError(f"{path}: this is {wide.upper()} text (it starts with a byte-order "
+                         f"mark or has NUL bytes throughout), not {encoding}; pass "
+                         f"--encoding {wide} (encoding={wide!r} in Python)")
     try:
         text = data.decode(encoding)
     except UnicodeDecodeError as e:
@@ -228,9 +259,6 @@ def read_text(path, encoding="utf-8"):
             f"{e.reason}, byte(s) {data[e.start:e.end]!r}. If the file uses another "
             f"encoding, pass it (encoding='latin-1', or --encoding on the command line)."
         ) from None
-    except LookupError:
-        raise ValueError(f"read_text: unknown encoding {encoding!r}; give a Python codec name "
-                         f"such as 'utf-8', 'latin-1' or 'cp1252' (--encoding)") from None
     if text.startswith("\ufeff"):
         text = text[1:]
     return text.replace("\r\n", "\n")

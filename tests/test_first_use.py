@@ -1,0 +1,126 @@
+"""What a new user meets in the first ten minutes and on long runs: help for every flag,
+refusals that name the flag in one line, safe advice for badly encoded or hostile files,
+nothing left behind by a refused or killed run."""
+
+import pickle
+
+import numpy as np
+import pytest
+
+from minirnn import cli
+from minirnn.training import TrainConfig
+
+TINY = ["--hidden-size", "8", "--num-layers", "1", "--no-progress", "--sample-length", "0",
+        "--batch-size", "2", "--seq-len", "8"]
+
+
+def run_cli(capsys, *argv):
+    code = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def text_file(tmp_path):
+    path = tmp_path / "t.txt"
+    path.write_text("First Citizen:\nBefore we proceed any further, hear me speak.\n" * 10,
+                    encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("command", [["train"], ["sample", "x.npz"], ["seq2seq", "train"],
+                                     ["convlstm", "train"], ["seq2seq", "translate", "x", "y"]])
+def test_every_flag_has_help_text(command, capsys):
+    with pytest.raises(SystemExit):
+        cli.main([*command, "--help"])
+    text = capsys.readouterr().out
+    options = text[text.index("options:"):]
+    flags = [line.split()[0] for line in options.splitlines()
+             if line.strip().startswith("--") and not line.strip().startswith("--help")]
+    assert len(flags) >= 4
+    for line in options.split("\n  --")[1:]:
+        name, _, rest = line.partition(" ")
+        assert rest.strip() or "\n" in line, f"--{name} has no help text"
+
+
+def test_train_help_shows_the_defaults_of_the_settings_that_have_them(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for flag, default in (("--lr", "0.002"), ("--dropout", "0.0"), ("--level", "char"),
+                          ("--hidden-size", "256"), ("--seq-len", "64")):
+        assert flag in text and f"(default: {default})" in text, flag
+    assert "most distinct characters (char level) or most frequent words" in text
+
+
+@pytest.mark.parametrize("flags, expect", [
+    (["--lr", "nan"], "--lr must be a positive number, got nan"),
+    (["--lr", "-1"], "--lr must be a positive number, got -1.0"),
+    (["--time-budget", "nan"], "--time-budget must be a positive number, got nan"),
+    (["--val-fraction", "1.0"], "--val-fraction must be a number in [0.0, 1.0), got 1.0"),
+    (["--max-vocab", "0"], "--max-vocab must be a positive integer, got 0"),
+    (["--dropout", "1"], "--dropout must be a number in [0.0, 1.0), got 1.0"),
+    (["--cell", "tanh"], "argument --cell: invalid choice: 'tanh'"),
+    (["--steps", "many"], "argument --steps: must be a positive integer, got 'many'"),
+])
+def test_every_bad_setting_exits_2_in_one_line_naming_the_flag(flags, expect, tmp_path,
+                                                              capsys):
+    out = tmp_path / "never"
+    code, _, err = run_cli(capsys, "train", *flags, "--out", out)
+    assert code == 2 and err == f"minirnn train: {err.split(': ', 1)[1]}"
+    assert expect in err and err.count("\n") == 1, err
+    assert not out.exists()  # a refused run makes no folder
+
+
+def test_a_refused_run_or_a_resume_of_nothing_creates_no_out_folder(text_file, tmp_path,
+                                                                    capsys):
+    out = tmp_path / "r"
+    code, _, err = run_cli(capsys, "train", "--data", tmp_path / "missing.txt", *TINY,
+                           "--out", out)
+    assert code == 1 and "missing.txt" in err and not out.exists()
+    code, _, err = run_cli(capsys, "train", "--data", text_file, *TINY, "--steps", 2,
+                           "--out", out, "--resume")
+    assert code == 1 and "does not exist" in err and not out.exists()
+
+
+@pytest.mark.parametrize("encode, name", [
+    (lambda t: t.encode("utf-16"), "utf-16"),          # with a byte-order mark
+    (lambda t: t.encode("utf-16-le"), "utf-16-le"),    # without one: NUL bytes give it away
+    (lambda t: t.encode("utf-32"), "utf-32"),
+])
+@pytest.mark.parametrize("given", [[], ["--encoding", "latin-1"]])
+def test_utf16_and_utf32_files_name_the_right_encoding_never_latin1(encode, name, given,
+                                                                    tmp_path, capsys):
+    path = tmp_path / "wide.txt"
+    path.write_bytes(encode("héllo world, a line of text\n" * 20))
+    code, _, err = run_cli(capsys, "train", "--data", path, *given, *TINY, "--steps", 1,
+                           "--out", tmp_path / "r")
+    advice = err.split("; pass ", 1)[-1]
+    assert code == 1 and advice.startswith(f"--encoding {name} ") and "latin" not in advice, err
+    code, _, err = run_cli(capsys, "train", "--data", path, "--encoding", name, *TINY,
+                           "--steps", 1, "--out", tmp_path / "ok")
+    assert code == 0, err
+    from minirnn.training import load_model
+    _, vocab, _ = load_model(tmp_path / "ok" / "checkpoint.npz")
+    assert "\x00" not in vocab.symbols and "é" in vocab.symbols
+
+
+@pytest.mark.parametrize("payload", [
+    pickle.dumps({"model/W": np.zeros(3)}),
+    np.random.default_rng(0).bytes(5000),
+    b"PK\x03\x04" + np.random.default_rng(1).bytes(300),
+])
+def test_a_pickle_or_random_bytes_are_refused_without_advice_to_unpickle(payload, tmp_path,
+                                                                         capsys):
+    path = tmp_path / "checkpoint.npz"
+    path.write_bytes(payload)
+    code, out, err = run_cli(capsys, "sample", path, "--length", 5)
+    assert code == 1 and out == "" and "Traceback" not in err
+    assert "allow_pickle" not in err and "unsafe" not in err.lower(), err
+    assert str(path) in err and err.count("\n") == 1
+
+
+def test_config_refusals_from_python_name_the_field():
+    with pytest.raises(ValueError, match=r"TrainConfig: val_fraction must be a number in "
+                                         r"\[0.0, 1.0\), got 1.0"):
+        TrainConfig(val_fraction=1.0)
