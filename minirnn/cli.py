@@ -227,6 +227,25 @@ def _cmd_assignment_grade(args):
                          secret=args.secret, csv_path=args.csv, json_path=args.json)
 
 
+def _cmd_export(args):
+    from .interop import export_model
+
+    if args.to.endswith(".json"):
+        raise UsageError(f"--to names the weights file, and the settings go beside it as "
+                         f"FILE.json; choose a name that does not end in .json, got {args.to!r}")
+    weights, settings = export_model(args.checkpoint, args.to, force=args.force)
+    print(f"wrote {weights} (weights under PyTorch's names) and {settings} (settings)")
+    return 0
+
+
+def _cmd_import(args):
+    from .interop import import_model
+
+    path = import_model(args.weights, args.out, settings=args.settings, force=args.force)
+    print(f"wrote {path}")
+    return 0
+
+
 # --------------------------------------------------------------------------------------
 # The parser
 # --------------------------------------------------------------------------------------
@@ -332,6 +351,25 @@ def _add_assignment(sub):
                     help="a phrase of yours that the graded cases are drawn from")
 
 
+def _add_interop(sub):
+    ex = _subparser(sub, "export", "write a checkpoint's weights for PyTorch: a .safetensors "
+                                   "file under PyTorch's names and a .json of the settings "
+                                   "beside it", _cmd_export)
+    ex.add_argument("checkpoint", help="a checkpoint.npz written by minirnn")
+    ex.add_argument("--to", required=True, metavar="FILE.safetensors",
+                    help="the weights file; the settings go to FILE.json")
+    ex.add_argument("--force", action="store_true", help="replace files that exist")
+    im = _subparser(sub, "import", "read exported weights back into a checkpoint that "
+                                   "minirnn sample reads", _cmd_import)
+    im.add_argument("weights", help="a .safetensors file written by minirnn export or "
+                                    "PyTorch, with its .json beside it")
+    im.add_argument("--out", required=True, metavar="RUN",
+                    help="run folder to write checkpoint.npz into")
+    im.add_argument("--settings", default=None, metavar="FILE.json",
+                    help="the settings (default: the weights' name with .json)")
+    im.add_argument("--force", action="store_true", help="replace a checkpoint.npz in --out")
+
+
 def build_parser():
     from .training import ConvLSTMConfig, TrainConfig
     p = _Parser(prog="minirnn", description=__doc__.splitlines()[0],
@@ -348,6 +386,7 @@ def build_parser():
     _training_command(conv_sub, "train", "train on moving squares; writes checkpoint.npz, "
                       "metrics.jsonl, loss.png and prediction.png into --out", ConvLSTMConfig)
     _add_assignment(sub)
+    _add_interop(sub)
     pl = _subparser(sub, "plot", "draw the loss curves of one or more run directories",
                     _cmd_plot)
     pl.add_argument("runs", nargs="+", help="run directories")
