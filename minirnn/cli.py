@@ -169,7 +169,7 @@ def _cmd_seq2seq_translate(args):
     with blas_threads(args.threads):
         outputs = translate(model, vocab, args.sources, beam_width=args.beam_width)
     for src, out in zip(args.sources, outputs):
-        print(f"{src}\t{out}" if len(args.sources) > 1 else out)
+        print(f"{src}\t{out}" if args.with_source else out)
     if args.show_attention:
         from .viz import plot_attention
         w = attention_weights(model, vocab, args.sources[0], outputs[0])
@@ -315,6 +315,9 @@ def _add_seq2seq(sub):
     tr.add_argument("checkpoint", help="a checkpoint.npz written by minirnn seq2seq train")
     tr.add_argument("sources", nargs="+", help="source strings, e.g. 'tue 3 march 2020'")
     tr.add_argument("--beam-width", type=int, default=1, help="1 = greedy (default: 1)")
+    tr.add_argument("--with-source", action="store_true",
+                    help="print each output as SOURCE<TAB>OUTPUT (default: the output alone, "
+                         "one line per source, in order)")
     tr.add_argument("--show-attention", metavar="PNG", default=None,
                     help="draw the attention of the first source into this PNG")
     _threads_flag(tr, 1)

@@ -124,3 +124,17 @@ def test_config_refusals_from_python_name_the_field():
     with pytest.raises(ValueError, match=r"TrainConfig: val_fraction must be a number in "
                                          r"\[0.0, 1.0\), got 1.0"):
         TrainConfig(val_fraction=1.0)
+
+
+def test_a_batch_too_big_for_memory_is_refused_before_the_run_saying_how_much(
+        text_file, tmp_path, capsys, monkeypatch):
+    from minirnn.training import charlm
+    out = tmp_path / "r"
+    code, said, _ = run_cli(capsys, "train", "--data", text_file, *TINY, "--steps", 1,
+                            "--out", out)
+    assert code == 0 and "whose activations take about" in said and " MB" in said
+    monkeypatch.setattr(charlm, "_physical_memory", lambda: 10_000)  # a 10 kB machine
+    code, _, err = run_cli(capsys, "train", "--data", text_file, *TINY, "--steps", 1,
+                           "--out", tmp_path / "big")
+    assert code == 1 and "batches of 2x8 need about" in err and "--batch-size" in err
+    assert not (tmp_path / "big").exists()

@@ -124,3 +124,25 @@ def test_seq2seq_beam_search_of_width_1_is_greedy_decoding(float64):
         best_ids, best_score = beams[n][0]
         assert vocab.decode(np.array(best_ids)) == vocab.decode(ids[n])
         assert best_score == pytest.approx(scores[n], rel=1e-12)
+
+
+def test_translate_prints_one_output_per_line_whatever_the_count(tmp_path, capsys):
+    from minirnn import cli
+    out = tmp_path / "rev"
+    assert cli.main(["seq2seq", "train", "--task", "reverse", "--steps", "2", "--n-train", "100",
+                     "--n-test", "5", "--hidden-size", "4", "--embedding-dim", "4",
+                     "--attention-size", "4", "--batch-size", "8", "--out", str(out),
+                     "--no-progress"]) == 0
+    ckpt = str(out / "checkpoint.npz")
+    capsys.readouterr()
+    assert cli.main(["seq2seq", "translate", ckpt, "abc"]) == 0
+    one = capsys.readouterr().out.splitlines()
+    assert cli.main(["seq2seq", "translate", ckpt, "abc", "xyz"]) == 0
+    two = capsys.readouterr().out.splitlines()
+    assert len(one) == 1 and len(two) == 2 and two[0] == one[0] and "\t" not in two[1]
+    assert cli.main(["seq2seq", "translate", ckpt, "abc", "xyz", "--with-source"]) == 0
+    assert capsys.readouterr().out.splitlines() == [f"abc\t{two[0]}", f"xyz\t{two[1]}"]
+    from minirnn.generate import translate
+    from minirnn.training import load_seq2seq
+    model, vocab, _ = load_seq2seq(ckpt)
+    assert translate(model, vocab, []) == []

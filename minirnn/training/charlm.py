@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass
 from typing import Optional
 
@@ -161,6 +162,12 @@ class CharLMTask(LanguageModelTask):
         cfg = self.cfg
         self.batches = StreamBatcher(self.corpus.train_ids, cfg.batch_size, cfg.seq_len)
         self.batch_index, self.carried = 0, None
+        need, have = self.activation_bytes(), _physical_memory()
+        if have and need > have:
+            raise ValueError(f"batches of {cfg.batch_size}x{cfg.seq_len} need about "
+                             f"{_megabytes(need)} for their activations, more than this "
+                             f"machine's {_megabytes(have)} of memory; use a smaller "
+                             f"--batch-size or --seq-len")
 
     def build_model(self):
         c = self.cfg
@@ -180,7 +187,19 @@ class CharLMTask(LanguageModelTask):
     def describe(self, model):
         c = self.cfg
         return (f"{self.data_text()}; model {c.num_layers}x{c.cell.upper()} {c.hidden_size}, "
-                f"{model.num_parameters():,} parameters; batches {c.batch_size}x{c.seq_len}")
+                f"{model.num_parameters():,} parameters; batches {c.batch_size}x{c.seq_len}, "
+                f"whose activations take about {_megabytes(self.activation_bytes())}")
+
+    def activation_bytes(self):
+        """What one training step keeps in memory for the backward pass, roughly: per
+        layer the inputs, the gates, c, tanh(c) and h of every step and their gradients,
+        and the logits with their gradient."""
+        c = self.cfg
+        k = CELLS[c.cell].gates
+        E = c.embedding_dim or len(self.vocab)
+        per_step = sum((E if layer == 0 else c.hidden_size) + 2 * (k + 3) * c.hidden_size
+                       for layer in range(c.num_layers)) + 3 * len(self.vocab)
+        return c.batch_size * c.seq_len * per_step * backend.default_dtype().itemsize
 
     def title(self):
         c = self.cfg
@@ -196,6 +215,18 @@ class CharLMTask(LanguageModelTask):
         self.batch_index = meta["task"]["batch_index"]
         n = len(arrays)
         self.carried = tuple(backend.asarray(arrays[f"state/{i}"]) for i in range(n)) or None
+
+
+def _megabytes(n):
+    return f"{n / 2**30:.1f} GB" if n >= 2**30 else f"{n / 2**20:.0f} MB"
+
+
+def _physical_memory():
+    """Bytes of memory this machine has (None where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 LANGUAGE_MODELS = {"charrnn": CharRNN}
