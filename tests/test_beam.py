@@ -444,3 +444,31 @@ def test_ties_go_to_the_lower_beam_then_the_lower_id():
     row = beam_search(wide.step, wide.initial_state(1), [0], 2, 2, eos_id=299,
                       state_batch_axis=1)[0]
     assert [ids for ids, _ in row] == [[0, 0], [0, 1]]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_stop_likely_stops_long_before_max_len_exactly_for_raw_sums(seed):
+    """A model whose likely outputs end early, searched with a long max_len: the
+    "certain" rule runs on (with length normalisation its bound is loose), "likely"
+    stops once the K ended hypotheses beat every live beam. For raw sums (alpha = 0),
+    where a score can only fall, both give the same K hypotheses; with alpha = 1 each
+    hypothesis "likely" returns is scored exactly."""
+    table = random_table(S=3, P=3, V=4, seed=seed)
+    table[..., 0] += 2.5  # eos (id 0) is likely at every step
+    for length_norm in (0.0, 1.0):
+        certain, likely = TableModel(table), TableModel(table)
+        a = beam_search(certain.step, certain.initial_state(2), [1, 2], 3, 200, eos_id=0,
+                        length_norm=length_norm, state_batch_axis=1)
+        b = beam_search(likely.step, likely.initial_state(2), [1, 2], 3, 200, eos_id=0,
+                        length_norm=length_norm, state_batch_axis=1, stop="likely")
+        assert len(likely.calls) <= 20, len(likely.calls)
+        if length_norm == 0.0:
+            assert b == a and len(likely.calls) == len(certain.calls)
+            continue
+        assert len(certain.calls) > 100  # the loose bound: searched nearly to max_len
+        for start, row in zip([1, 2], b):
+            for ids, score in row:
+                want = step_logprob(likely, start, ids) / len(ids)
+                assert ids[-1] == 0 and abs(score - want) < 1e-12
+    with pytest.raises(ValueError, match="stop must be 'certain' or 'likely', got 'soon'"):
+        beam_search(likely.step, likely.initial_state(1), [1], 2, 5, eos_id=0, stop="soon")

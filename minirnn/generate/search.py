@@ -158,7 +158,7 @@ def _top_m(cand, m):
 
 
 def beam_search(step_fn, state, start_ids, beam_width, max_len, eos_id=None,
-                length_norm=1.0, reorder_state=None, state_batch_axis=0):
+                length_norm=1.0, reorder_state=None, state_batch_axis=0, stop="certain"):
     """Keep the ``beam_width`` most probable continuations of each row at every step.
 
     All N*K beams (K = beam_width) are one batch: each step is one ``step_fn`` call on
@@ -184,11 +184,20 @@ def beam_search(step_fn, state, start_ids, beam_width, max_len, eos_id=None,
 
     A beam that picks ``eos_id`` among the K best candidates of its row leaves the beam
     as a finished hypothesis, and the next best non-eos candidate takes its place;
-    finished and live hypotheses compete on the normalised score. The search stops
-    early only when it is certain: when every row has no live beam left, or K finished
-    hypotheses and no live beam that can reach the worst of them (log-probabilities
-    only fall, so a live beam's best final score is ``score / max_len ** alpha``).
-    Without ``eos_id`` every hypothesis runs to ``max_len``.
+    finished and live hypotheses compete on the normalised score. Without ``eos_id``
+    every hypothesis runs to ``max_len``. With it, ``stop`` says when to stop early:
+
+    - ``"certain"``: only when no row can change its K best: every row has no live beam
+      left, or K finished hypotheses and no live beam that can reach the worst of them
+      (log-probabilities only fall, so a live beam's best final score is
+      ``score / max_len ** alpha``). Exact, but with ``alpha > 0`` that bound is loose,
+      and a long ``max_len`` is searched to the end.
+    - ``"likely"``: as soon as every row has K finished hypotheses and no live beam
+      whose score so far (``score / len ** alpha``) reaches the worst of them: the rule
+      of the usual beam-search decoders. Exact for ``alpha = 0``, where scores only
+      fall; with ``alpha > 0`` a live beam's mean could still climb later, which in
+      practice (a beam that has not ended is producing what the model doubts) it rarely
+      does, and the search then costs steps for the outputs, not for ``max_len``.
 
     Returns a list of N lists of ``(ids, score)``: ``ids`` a list of ints (the start id
     not included, eos included when it ended one), ``score`` its normalised float64
@@ -197,6 +206,8 @@ def beam_search(step_fn, state, start_ids, beam_width, max_len, eos_id=None,
     """
     where = "beam_search"
     _check_search_args(where, max_len, eos_id, beam_width, length_norm)
+    if stop not in ("certain", "likely"):
+        raise ValueError(f"{where}: stop must be 'certain' or 'likely', got {stop!r}")
     start = _check_start_ids(where, start_ids)
     N, K = start.shape[0], beam_width
     xp = _array_module_of(state) or backend.xp
@@ -209,7 +220,7 @@ def beam_search(step_fn, state, start_ids, beam_width, max_len, eos_id=None,
         logits, state = step_fn(xp.asarray(tokens), state)
         logp = _log_softmax_host(where, logits, N * K, eos_id, t, max_len)  # (N*K, V)
         flat_parent, tokens = beams.advance(logp, t)
-        if beams.certain_to_stop(max_len):
+        if beams.done(max_len if stop == "certain" else t + 1):
             return beams.results(stopped_early=True)
         if t + 1 < max_len:
             state = reorder_state(state, xp.asarray(flat_parent))
@@ -280,13 +291,13 @@ class _Beams:
         done.sort(key=lambda h: -h[0])  # stable: the earlier one wins a tie
         del done[self.K:]
 
-    def certain_to_stop(self, max_len):
-        """No row can change its K best: it has no live beam left, or K finished
-        hypotheses and no live beam that can reach the worst of them (log-probabilities
-        only fall, so a live beam's best final score is ``score / max_len ** alpha``)."""
+    def done(self, length):
+        """Can every row stop? It has no live beam left, or K finished hypotheses and no
+        live beam that, scored as a hypothesis of ``length`` tokens, reaches the worst
+        of them."""
         if self.eos_id is None:
             return False
-        best_live = self.scores.max(axis=1) / max_len ** self.alpha  # (N,)
+        best_live = self.scores.max(axis=1) / length ** self.alpha  # (N,)
         return all(np.isneginf(best_live[n]) or (len(self.finished[n]) == self.K
                                                  and best_live[n] < self.finished[n][-1][0])
                    for n in range(self.N))

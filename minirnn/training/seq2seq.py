@@ -93,10 +93,8 @@ class Seq2SeqTask(Task):
 
     def figures(self, model, out):
         from ..viz import plot_attention
-        source, target = self.data.test_pairs[0]
-        # Where the model looked while producing its own output (or, while it still
-        # produces nothing, the true target under teacher forcing).
-        output = translate(model, self.vocab, [source])[0] or target
+        source = self.data.test_pairs[0][0]
+        output = translate(model, self.vocab, [source])[0]  # where it looked producing it
         weights = attention_weights(model, self.vocab, source, output)
         return [plot_attention(weights, source, output, out / "attention.png",
                                title=f"{source} -> {output}")]
