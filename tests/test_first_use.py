@@ -138,3 +138,64 @@ def test_a_batch_too_big_for_memory_is_refused_before_the_run_saying_how_much(
                            "--out", tmp_path / "big")
     assert code == 1 and "batches of 2x8 need about" in err and "--batch-size" in err
     assert not (tmp_path / "big").exists()
+
+
+def test_fine_tuning_grows_the_vocabulary_keeps_old_rows_and_reports_the_loss_before(
+        tmp_path, capsys):
+    import json
+
+    from minirnn.training import load_model, train
+    old_text, new_text = tmp_path / "old.txt", tmp_path / "new.txt"
+    old_text.write_text("the cat sat on the mat. " * 40, encoding="utf-8")
+    new_text.write_text("Dear Jo, the cat sat on my hat! Yours, Q. " * 40, encoding="utf-8")
+    base = TrainConfig(data=str(old_text), hidden_size=16, num_layers=1, embedding_dim=8,
+                       batch_size=4, seq_len=16, steps=30, lr=1e-2, sample_length=0,
+                       progress=False, out=str(tmp_path / "base"))
+    train(base, log=lambda *_: None)
+    old_model, old_vocab, _ = load_model(tmp_path / "base" / "checkpoint.npz")
+
+    said = []
+    ckpt = tmp_path / "base" / "checkpoint.npz"
+    result = train(TrainConfig(data=str(new_text), init_from=str(ckpt), hidden_size=99,
+                               batch_size=4, seq_len=16, steps=40, lr=1e-2, eval_every=20,
+                               sample_length=0, progress=False, out=str(tmp_path / "tuned")),
+                   log=said.append)
+    new_chars = sorted(set(new_text.read_text()) - set(old_vocab.symbols))
+    assert any(f"{len(new_chars)} new char(s) get new rows" in s for s in said), said
+    assert any("keeps the checkpoint's hidden-size 16" in s for s in said), said
+    vocab = result.vocab
+    assert vocab.symbols[:len(old_vocab)] == old_vocab.symbols  # old ids keep their chars
+    assert sorted(vocab.symbols[len(old_vocab):]) == new_chars
+    evals = [json.loads(line) for line in open(tmp_path / "tuned" / "metrics.jsonl")
+             if "val_loss" in line]
+    assert [r["step"] for r in evals] == [0, 20, 40]
+    assert evals[-1]["val_loss"] < evals[0]["val_loss"]  # it learned the new text
+
+
+def test_grown_model_keeps_every_old_weight_and_row():
+    from minirnn.nn import CharRNN
+    for embedding_dim in (None, 4):
+        old = CharRNN(5, 6, num_layers=2, cell="gru", embedding_dim=embedding_dim, seed=1)
+        new = old.grown(9, seed=3)
+        for k, p in old.params.items():
+            q = new.params[k]
+            assert np.array_equal(q[tuple(slice(0, n) for n in p.shape)], p), k
+            if q.shape != p.shape:  # the new rows are drawn, not zero or copied
+                assert np.abs(q).sum() > np.abs(p).sum(), k
+        with pytest.raises(ValueError, match="vocab_size must be at least the model's 5"):
+            old.grown(4)
+
+
+def test_resuming_a_checkpoint_without_a_run_says_to_fine_tune_from_it(text_file, tmp_path,
+                                                                       capsys):
+    from minirnn.checkpoint import load_checkpoint, save_checkpoint
+    out = tmp_path / "r"
+    run_cli(capsys, "train", "--data", text_file, *TINY, "--steps", 2, "--out", out)
+    arrays, meta = load_checkpoint(out / "checkpoint.npz")
+    save_checkpoint(out / "checkpoint.npz", {k: v for k, v in arrays.items()
+                                              if k.startswith("model/")},
+                    {k: meta[k] for k in ("kind", "model", "vocab")})  # as import writes it
+    code, _, err = run_cli(capsys, "train", "--data", text_file, *TINY, "--steps", 4,
+                           "--out", out, "--resume")
+    assert code == 1 and "Traceback" not in err and err.count("\n") == 1
+    assert "holds a model but no training run" in err and "--init-from" in err

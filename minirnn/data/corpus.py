@@ -310,7 +310,18 @@ def _split_point(n, val_fraction):
     return n - n_val
 
 
-def load_corpus(name_or_path, level="char", val_fraction=0.1, encoding="utf-8", max_vocab=10000):
+def _char_vocab(text, max_vocab, base):
+    return CharVocab.from_text(text, max_size=max_vocab) if base is None \
+        else base.extended(text, max_size=max_vocab)
+
+
+def _word_vocab(tokens, max_vocab, base):
+    return WordVocab.from_tokens(tokens, max_size=max_vocab) if base is None \
+        else base.extended(tokens, max_size=max_vocab)
+
+
+def load_corpus(name_or_path, level="char", val_fraction=0.1, encoding="utf-8", max_vocab=10000,
+                base_vocab=None):
     """Read, tokenise, build the vocabulary and split a corpus into train and validation.
 
     The split is char-rnn's: the first ``1 - val_fraction`` of the token stream trains,
@@ -320,6 +331,9 @@ def load_corpus(name_or_path, level="char", val_fraction=0.1, encoding="utf-8", 
     with ``<unk>`` for the rest. For ``ptb`` the files give the split: train on
     ptb.train.txt and validate on ptb.valid.txt; without ptb.train.txt, train on
     ptb.valid.txt and validate on ptb.test.txt, said in ``Corpus.note``.
+
+    ``base_vocab``: a vocabulary to grow rather than build anew (fine-tuning a trained
+    model on new text): its symbols keep their ids and the corpus's new ones follow.
     """
     if level not in ("char", "word"):
         raise ValueError(f"load_corpus: level must be 'char' or 'word', got {level!r}")
@@ -344,11 +358,11 @@ def load_corpus(name_or_path, level="char", val_fraction=0.1, encoding="utf-8", 
             raise CorpusNotFound(f"{path} holds only {have}; PTB needs two of train/valid/test")
         train_text, val_text = read_text(train_file, encoding), read_text(val_file, encoding)
         if level == "char":
-            vocab = CharVocab.from_text(train_text + val_text, max_size=max_vocab)
+            vocab = _char_vocab(train_text + val_text, max_vocab, base_vocab)
             train_ids, val_ids = vocab.encode(train_text), vocab.encode(val_text)
         else:
             train_tok, val_tok = words_with_eos(train_text), words_with_eos(val_text)
-            vocab = WordVocab.from_tokens(train_tok, max_size=max_vocab)
+            vocab = _word_vocab(train_tok, max_vocab, base_vocab)
             train_ids, val_ids = vocab.encode_tokens(train_tok), vocab.encode_tokens(val_tok)
         return Corpus(train_ids, val_ids, vocab, level, name, path, note)
 
@@ -358,14 +372,14 @@ def load_corpus(name_or_path, level="char", val_fraction=0.1, encoding="utf-8", 
                          f"characters); training needs at least 2 symbols (one input and "
                          f"its target)")
     if level == "char":
-        vocab = CharVocab.from_text(text, max_size=max_vocab)
+        vocab = _char_vocab(text, max_vocab, base_vocab)
         ids = vocab.encode(text)
     else:
         tokens = words_with_eos(text)
         if not tokens:
             raise ValueError(f"load_corpus: {path} holds no words")
         n_train = _split_point(len(tokens), val_fraction)
-        vocab = WordVocab.from_tokens(tokens[:n_train], max_size=max_vocab)
+        vocab = _word_vocab(tokens[:n_train], max_vocab, base_vocab)
         ids = vocab.encode_tokens(tokens)
     n_train = _split_point(len(ids), val_fraction)
     return Corpus(ids[:n_train].copy(), ids[n_train:].copy(), vocab, level, name, path, note)

@@ -143,6 +143,15 @@ class CharVocab(_Vocab):
     def __contains__(self, ch):
         return ch in self._symbols
 
+    def extended(self, text, max_size=10000):
+        """This vocabulary followed by the characters of ``text`` it lacks (sorted): every
+        old id keeps its character, so a model trained on the old one can grow into it."""
+        new = sorted(set(text) - set(self._symbols))
+        if max_size is not None and len(self) + len(new) > max_size:
+            raise ValueError(f"CharVocab.extended: {len(self):,} characters and {len(new):,} "
+                             f"new ones are more than max_size={max_size:,} (--max-vocab)")
+        return CharVocab(self._symbols + new)
+
     def encode(self, text):
         """``text`` -> (len(text),) int32 ids, one per code point."""
         if not isinstance(text, str):
@@ -234,6 +243,14 @@ class WordVocab(_Vocab):
 
     def __contains__(self, word):
         return word in self._index
+
+    def extended(self, tokens, max_size=None):
+        """This vocabulary followed by the most frequent words of ``tokens`` it lacks, up
+        to ``max_size`` in all: every old id keeps its word."""
+        counts = Counter(t for t in tokens if t not in self._index)
+        ranked = sorted(counts, key=lambda w: (-counts[w], w))
+        room = len(ranked) if max_size is None else max(0, max_size - len(self))
+        return WordVocab(self._symbols + sorted(ranked[:room]))
 
     def encode_tokens(self, tokens):
         """A list of words -> int32 ids; unknown words become ``<unk>``."""

@@ -63,6 +63,22 @@ class CharRNN(Module):
     def initial_state(self, batch_size):
         return self.rnn.initial_state(batch_size)
 
+    def grown(self, vocab_size, seed=0, dropout=None):
+        """A copy of this model for a vocabulary of ``vocab_size`` symbols whose first
+        ``V`` are this model's (``CharVocab.extended``): every weight is copied, and the
+        rows of the new symbols (in the embedding or one-hot input, and the output
+        layer) are drawn as a new model's would be. Every old row keeps its meaning."""
+        c = dict(self.config, vocab_size=int(vocab_size), seed=seed)
+        if dropout is not None:
+            c["dropout"] = dropout
+        if c["vocab_size"] < self.vocab_size:
+            raise ValueError(f"CharRNN.grown: vocab_size must be at least the model's "
+                             f"{self.vocab_size}, got {vocab_size}")
+        new = CharRNN(**c)
+        for k, p in self.params.items():
+            new.params[k][tuple(slice(0, n) for n in p.shape)] = p
+        return new
+
     def _inputs(self, ids_tm):
         """ids_tm (T, N) -> the inputs (T, N, E), looked up time-major."""
         if self.embed is not None:

@@ -59,6 +59,10 @@ class TrainConfig(RunConfig):
     encoding: str = setting("utf-8", "text encoding of --data")
     max_vocab: int = positive(10000, "largest vocabulary: most distinct characters (char "
                               "level) or most frequent words kept (word level)")
+    init_from: Optional[str] = setting(None, "start from the weights of this language-model "
+                                       "checkpoint (fine-tuning on --data): its cell and "
+                                       "sizes are kept, and symbols it has not seen get new "
+                                       "rows", kind=str, optional=True)
     out: str = setting("runs/charrnn", "run folder: checkpoint.npz, metrics.jsonl and "
                        "loss.png go here", may_change=True)
 
@@ -85,8 +89,12 @@ class LanguageModelTask(Task):
     language model on it: what the char-LM and the GPT share."""
 
     def __init__(self, cfg, log=print):
+        self.base, base_vocab = None, None
+        if cfg.init_from is not None:
+            self.base, base_vocab, cfg = _start_from(cfg, log)
         corpus = load_corpus(cfg.data, level=cfg.level, val_fraction=cfg.val_fraction,
-                             encoding=cfg.encoding, max_vocab=cfg.max_vocab)
+                             encoding=cfg.encoding, max_vocab=cfg.max_vocab,
+                             base_vocab=base_vocab)
         if corpus.note:
             log(f"note: {corpus.note}")
         n_train, n_val = len(corpus.train_ids), len(corpus.val_ids)
@@ -106,6 +114,11 @@ class LanguageModelTask(Task):
         super().__init__(cfg, log)
         self.corpus, self.vocab = corpus, corpus.vocab
         self.unit = f"{cfg.level}s"
+        self.evaluate_at_start = self.base is not None  # the loss before fine-tuning
+        if self.base is not None:
+            log(f"fine-tuning {cfg.init_from} on {corpus.name}: "
+                f"{len(self.vocab) - len(base_vocab)} new {cfg.level}(s) get new rows, the "
+                f"{len(base_vocab)} the model knows keep theirs")
         self.val_batches = None
         if n_val >= 2:
             vN, vT, vmsg = shrink_to_fit(n_val, N, T, what="the validation split")
@@ -171,6 +184,8 @@ class CharLMTask(LanguageModelTask):
 
     def build_model(self):
         c = self.cfg
+        if self.base is not None:
+            return self.base.grown(len(self.vocab), seed=c.seed, dropout=c.dropout)
         return CharRNN(len(self.vocab), c.hidden_size, c.num_layers, c.cell, c.embedding_dim,
                        c.dropout, c.seed)
 
@@ -215,6 +230,21 @@ class CharLMTask(LanguageModelTask):
         self.batch_index = meta["task"]["batch_index"]
         n = len(arrays)
         self.carried = tuple(backend.asarray(arrays[f"state/{i}"]) for i in range(n)) or None
+
+
+def _start_from(cfg, log):
+    """(model, vocabulary, cfg) to fine-tune from ``cfg.init_from``: the config takes the
+    checkpoint's cell and sizes (a note says so when they differ from the flags)."""
+    model, vocab, _ = load_model(cfg.init_from)
+    if vocab.kind != cfg.level:
+        raise ValueError(f"--init-from {cfg.init_from} is a {vocab.kind}-level model; pass "
+                         f"--level {vocab.kind}")
+    kept = {k: model.config[k] for k in ("cell", "hidden_size", "num_layers", "embedding_dim")}
+    changed = {k: v for k, v in kept.items() if getattr(cfg, k) != v}
+    if changed:
+        log("note: --init-from keeps the checkpoint's " + ", ".join(
+            f"{k.replace('_', '-')} {v}" for k, v in changed.items()))
+    return model, vocab, dataclasses.replace(cfg, **kept)
 
 
 def _megabytes(n):

@@ -67,6 +67,7 @@ class Task:
 
     kind = "task"
     unit = "items"  # what items_per_s counts
+    evaluate_at_start = False  # also evaluate before the first step (fine-tuning)
 
     def __init__(self, cfg, log=print):
         self.cfg, self.log = cfg, log
@@ -207,6 +208,10 @@ class Loop:
         if meta.get("kind") != self.task.kind:
             raise ValueError(f"cannot resume from {path}: it holds a {meta.get('kind')!r} "
                              f"run, not a {self.task.kind!r} one")
+        if not {"train", "optim", "step"} <= set(meta):
+            raise ValueError(f"cannot resume from {path}: it holds a model but no training "
+                             f"run (made by minirnn import?); start a run from its weights "
+                             f"with --init-from {path}")
         self._refuse_other_settings(path, meta)
         part = {prefix: {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
                 for prefix in ("model/", "optim/", "task/")}
@@ -344,6 +349,9 @@ class Loop:
                 backend.blas_threads() as blas:
             try:
                 self.model.train()
+                if self.state.step == 0 and self.task.evaluate_at_start:
+                    bar.write("before training:")
+                    self.evaluate(metrics, bar)
                 while True:
                     if ctrl_c.requested:
                         bar.write(f"Ctrl-C: stopping after step {self.state.step}; "
