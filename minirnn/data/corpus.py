@@ -224,7 +224,7 @@ def _wide_encoding(data):
         if data.startswith(bom):
             return name
     sample = data[:4096]
-    if sample and sample.count(0) >= len(sample) // 4:
+    if len(sample) >= 8 and sample.count(0) >= len(sample) // 4:
         return "utf-16-le" if sample[1:2] == b"\x00" else "utf-16-be"
     return None
 
