@@ -149,7 +149,7 @@ def test_resume_continues_metrics_from_the_checkpoint_after_a_kill(task, tmp_pat
 
 
 def test_thread_choice_probes_both_counts_and_keeps_the_faster():
-    from minirnn.training.loop import ThreadChoice
+    from minirnn.training.instruments import ThreadChoice
     choice = ThreadChoice(cores=2, warmup=2, probe=3, every=20)
     seconds = {1: 1.0, 2: 0.5}  # an idle machine: two threads twice as fast
     used = []

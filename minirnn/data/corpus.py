@@ -341,31 +341,8 @@ def load_corpus(name_or_path, level="char", val_fraction=0.1, encoding="utf-8", 
         raise ValueError(f"load_corpus: val_fraction must be in [0, 1), got {val_fraction!r}")
     path = resolve_corpus(name_or_path)
     name = str(name_or_path) if str(name_or_path) in KNOWN_CORPORA else Path(name_or_path).name
-    note = None
-
     if path.is_dir():  # a PTB folder: the files give the split
-        files = _ptb_files(path)
-        if "train" in files:
-            train_file, val_file = files["train"], files.get("valid", files.get("test"))
-        else:
-            train_file, val_file = files.get("valid"), files.get("test")
-            note = (
-                f"no ptb.train.txt in {path}: training on ptb.valid.txt and validating on "
-                f"ptb.test.txt (val_fraction is not used)"
-            )
-        if train_file is None or val_file is None:
-            have = ", ".join(p.name for p in files.values())
-            raise CorpusNotFound(f"{path} holds only {have}; PTB needs two of train/valid/test")
-        train_text, val_text = read_text(train_file, encoding), read_text(val_file, encoding)
-        if level == "char":
-            vocab = _char_vocab(train_text + val_text, max_vocab, base_vocab)
-            train_ids, val_ids = vocab.encode(train_text), vocab.encode(val_text)
-        else:
-            train_tok, val_tok = words_with_eos(train_text), words_with_eos(val_text)
-            vocab = _word_vocab(train_tok, max_vocab, base_vocab)
-            train_ids, val_ids = vocab.encode_tokens(train_tok), vocab.encode_tokens(val_tok)
-        return Corpus(train_ids, val_ids, vocab, level, name, path, note)
-
+        return _load_ptb_folder(path, name, level, encoding, max_vocab, base_vocab)
     text = read_text(path, encoding)
     if not text:
         raise ValueError(f"load_corpus: {path} is empty ({path.stat().st_size} bytes, 0 "
@@ -382,4 +359,28 @@ def load_corpus(name_or_path, level="char", val_fraction=0.1, encoding="utf-8", 
         vocab = _word_vocab(tokens[:n_train], max_vocab, base_vocab)
         ids = vocab.encode_tokens(tokens)
     n_train = _split_point(len(ids), val_fraction)
-    return Corpus(ids[:n_train].copy(), ids[n_train:].copy(), vocab, level, name, path, note)
+    return Corpus(ids[:n_train].copy(), ids[n_train:].copy(), vocab, level, name, path)
+
+
+def _load_ptb_folder(path, name, level, encoding, max_vocab, base_vocab):
+    """A PTB folder: train on ptb.train.txt and validate on ptb.valid.txt, or without the
+    training file, train on ptb.valid.txt and validate on ptb.test.txt (said in a note)."""
+    files, note = _ptb_files(path), None
+    if "train" in files:
+        train_file, val_file = files["train"], files.get("valid", files.get("test"))
+    else:
+        train_file, val_file = files.get("valid"), files.get("test")
+        note = (f"no ptb.train.txt in {path}: training on ptb.valid.txt and validating on "
+                f"ptb.test.txt (val_fraction is not used)")
+    if train_file is None or val_file is None:
+        have = ", ".join(p.name for p in files.values())
+        raise CorpusNotFound(f"{path} holds only {have}; PTB needs two of train/valid/test")
+    train_text, val_text = read_text(train_file, encoding), read_text(val_file, encoding)
+    if level == "char":
+        vocab = _char_vocab(train_text + val_text, max_vocab, base_vocab)
+        train_ids, val_ids = vocab.encode(train_text), vocab.encode(val_text)
+    else:
+        train_tok, val_tok = words_with_eos(train_text), words_with_eos(val_text)
+        vocab = _word_vocab(train_tok, max_vocab, base_vocab)
+        train_ids, val_ids = vocab.encode_tokens(train_tok), vocab.encode_tokens(val_tok)
+    return Corpus(train_ids, val_ids, vocab, level, name, path, note)

@@ -5,6 +5,20 @@ of a CharRNN, or a Seq2Seq decoder's step. ``greedy_decode`` feeds each step the
 probable token; ``beam_search`` keeps the K most probable continuations of each row,
 all N*K beams advanced as one batch per step, log-probabilities summed on the host in
 float64. ``beam_sample_text`` is beam search for a CharRNN.
+
+When beam search stops early (with an ``eos_id``):
+
+- ``stop="certain"``: only when no row can change its K best: every row has no live beam
+  left, or K finished hypotheses and no live beam that can reach the worst of them
+  (log-probabilities only fall, so a live beam's best final score is
+  ``score / max_len ** alpha``). Exact, but with ``alpha > 0`` that bound is loose, and
+  a long ``max_len`` is searched to the end.
+- ``stop="likely"``: as soon as every row has K finished hypotheses and no live beam
+  whose score so far (``score / len ** alpha``) reaches the worst of them: the rule of
+  the usual beam-search decoders. Exact for ``alpha = 0``, where scores only fall; with
+  ``alpha > 0`` a live beam's mean could still climb later, which in practice (a beam
+  that has not ended is producing what the model doubts) it rarely does, and the search
+  then costs steps for the outputs, not for ``max_len``.
 """
 
 from __future__ import annotations
@@ -185,19 +199,8 @@ def beam_search(step_fn, state, start_ids, beam_width, max_len, eos_id=None,
     A beam that picks ``eos_id`` among the K best candidates of its row leaves the beam
     as a finished hypothesis, and the next best non-eos candidate takes its place;
     finished and live hypotheses compete on the normalised score. Without ``eos_id``
-    every hypothesis runs to ``max_len``. With it, ``stop`` says when to stop early:
-
-    - ``"certain"``: only when no row can change its K best: every row has no live beam
-      left, or K finished hypotheses and no live beam that can reach the worst of them
-      (log-probabilities only fall, so a live beam's best final score is
-      ``score / max_len ** alpha``). Exact, but with ``alpha > 0`` that bound is loose,
-      and a long ``max_len`` is searched to the end.
-    - ``"likely"``: as soon as every row has K finished hypotheses and no live beam
-      whose score so far (``score / len ** alpha``) reaches the worst of them: the rule
-      of the usual beam-search decoders. Exact for ``alpha = 0``, where scores only
-      fall; with ``alpha > 0`` a live beam's mean could still climb later, which in
-      practice (a beam that has not ended is producing what the model doubts) it rarely
-      does, and the search then costs steps for the outputs, not for ``max_len``.
+    every hypothesis runs to ``max_len``; with it, ``stop`` ("certain" or "likely") says
+    when the search may end early (see ``_Beams.done`` and the module docstring).
 
     Returns a list of N lists of ``(ids, score)``: ``ids`` a list of ints (the start id
     not included, eos included when it ended one), ``score`` its normalised float64

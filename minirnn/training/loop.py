@@ -34,10 +34,7 @@ Everything the loop knows about a run in progress is one ``RunState``.
 
 from __future__ import annotations
 
-import json
 import math
-import signal
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -49,6 +46,7 @@ from ..checkpoint import (
 )
 from ..nn import Dropout
 from .config import may_change_on_resume
+from .instruments import MetricsLog, ProgressBar, StopOnCtrlC, ThreadChoice
 
 CHECKPOINT = "checkpoint.npz"
 METRICS = "metrics.jsonl"
@@ -415,130 +413,3 @@ def train(task, cfg, resume=False, log=print):
     s = loop.state
     return RunResult(loop.model, task, s.step, s.train_time, s.last_loss, s.val, loop.out,
                      stopped_by)
-
-
-class ThreadChoice:
-    """The BLAS thread count of each step: ``fixed`` when given; otherwise, after
-    ``warmup`` steps and again every ``every`` steps, ``probe`` steps run on one thread
-    and ``probe`` on every core, and the faster (by the median step time) is kept until
-    the next probe. Probing costs a few steps at the slower count: a few per cent on a
-    busy machine, where the slower count can take three times as long."""
-
-    def __init__(self, fixed=None, cores=None, warmup=2, probe=3, every=200):
-        cores = backend.cores() if cores is None else cores
-        self.options = (fixed,) if fixed is not None else tuple(sorted({1, cores}))
-        self.warmup, self.probe, self.every = warmup, probe, every
-        self.best = self.options[-1]
-        self.times = {}
-
-    def _probing(self, step):
-        """The thread count ``step`` is a probe of, or None."""
-        k = (step % self.every) - self.warmup
-        if len(self.options) < 2 or not 0 <= k < self.probe * len(self.options):
-            return None
-        return self.options[k // self.probe]
-
-    def threads_for(self, step):
-        return self._probing(step) or self.best
-
-    def record(self, step, seconds):
-        n = self._probing(step)
-        if n is None:
-            return
-        self.times.setdefault(n, []).append(seconds)
-        if (step % self.every) - self.warmup == self.probe * len(self.options) - 1:
-            medians = {k: sorted(v)[len(v) // 2] for k, v in self.times.items()}
-            self.best, self.times = min(medians, key=medians.get), {}
-
-
-class MetricsLog:
-    """``metrics.jsonl``, one JSON record per line, flushed as written. A resumed run
-    first drops the records after the checkpoint's step, so the file holds one clean
-    history (a run killed after its last save wrote rows that the resume repeats)."""
-
-    def __init__(self, path, resumed_at=None):
-        self.path, self.resumed_at = Path(path), resumed_at
-
-    def __enter__(self):
-        if self.resumed_at is None or not self.path.exists():
-            self.file = open(self.path, "w", encoding="utf-8")
-            return self
-        kept = [line for line in self.path.read_text(encoding="utf-8").splitlines()
-                if line.strip() and json.loads(line).get("step", 0) <= self.resumed_at]
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
-        tmp.replace(self.path)
-        self.file = open(self.path, "a", encoding="utf-8")
-        return self
-
-    def write(self, record):
-        self.file.write(json.dumps(record) + "\n")
-        self.file.flush()
-
-    def __exit__(self, *exc):
-        self.file.close()
-        return False
-
-
-class StopOnCtrlC:
-    """The first Ctrl-C asks the loop to stop at the next step boundary (so the saved
-    checkpoint is a whole step); a second one interrupts at once."""
-
-    def __init__(self):
-        self.requested = False
-        self._old = None
-
-    def _handler(self, signum, frame):
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            self._old = signal.signal(signal.SIGINT, self._handler)
-        return self
-
-    def __exit__(self, *exc):
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
-        return False
-
-
-class ProgressBar:
-    """A tqdm bar over the steps, or over the seconds when only a time budget is set;
-    with ``progress`` off, ``write`` prints and the rest does nothing."""
-
-    def __init__(self, cfg, state):
-        self.by_time = cfg.steps is None
-        self.enabled = cfg.progress
-        self.total = cfg.time_budget if self.by_time else cfg.steps
-        self.initial = state.train_time if self.by_time else state.step
-
-    def __enter__(self):
-        self.bar = None
-        if self.enabled:
-            from tqdm.auto import tqdm
-            self.bar = tqdm(total=self.total, initial=self.initial, dynamic_ncols=True,
-                            unit="s" if self.by_time else "step",
-                            bar_format=None if not self.by_time else
-                            "{l_bar}{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}{postfix}]")
-        return self
-
-    def advance(self, steps, seconds):
-        if self.bar is not None:
-            self.bar.update(seconds if self.by_time else steps)
-
-    def set_postfix(self, **kw):
-        if self.bar is not None:
-            self.bar.set_postfix(**kw)
-
-    def write(self, text):
-        if self.bar is not None:
-            self.bar.write(text)
-        else:
-            print(text)
-
-    def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.close()
-        return False
