@@ -86,6 +86,9 @@ def _count(where, name, value, minimum):
     return value
 
 
+_CHUNK = 1 << 18  # entries of the flat buffers updated together (1 MB of float32)
+
+
 def _views(where, flat, params):
     """Views of the 1-D ``flat`` shaped and ordered like ``params`` (a flattened model's)."""
     views, start = {}, 0
@@ -170,7 +173,14 @@ class Optimizer:
         self.t += 1
         if self.flat is not None:
             p, g = self.flat.params, self.flat.grads
-            self._update(p, g, self._flat_state, get_array_module(p, g))
+            xp = get_array_module(p, g)
+            # A chunk at a time: each update takes a dozen passes over its arrays, and a
+            # chunk of 1 MB stays in cache for all of them (the whole 13 MB of a 3.3 M
+            # parameter model would be read from memory a dozen times).
+            for start in range(0, p.size, _CHUNK):
+                part = slice(start, start + _CHUNK)
+                self._update(p[part], g[part],
+                             {b: buf[part] for b, buf in self._flat_state.items()}, xp)
             return
         _check_pairs(where, self.params, self.grads)
         for k, p in self.params.items():

@@ -323,13 +323,17 @@ def float64_default():
     backend.set_default_dtype("float32")
 
 
+@pytest.mark.parametrize("chunk", [None, 7])  # 7: chunks that straddle every parameter
 @pytest.mark.parametrize("name, hyper", [
     ("Adam", {}), ("Adam", {"weight_decay": 0.1}), ("AdamW", {}),
     ("SGD", {"momentum": 0.9, "nesterov": True, "weight_decay": 0.01}), ("SGD", {}),
     ("Adagrad", {}), ("RMSProp", {}),
 ])
-def test_flat_buffers_give_the_per_parameter_updates_bit_for_bit(float64_default, name, hyper):
+def test_flat_buffers_give_the_per_parameter_updates_bit_for_bit(float64_default, name, hyper,
+                                                                 chunk, monkeypatch):
     from minirnn.nn import CharRNN
+    if chunk is not None:
+        monkeypatch.setattr(optim, "_CHUNK", chunk)
     rng = np.random.default_rng(0)
     a = CharRNN(7, 6, num_layers=2, cell="lstm", embedding_dim=3, seed=1)
     b = CharRNN(7, 6, num_layers=2, cell="lstm", embedding_dim=3, seed=1).flatten()
