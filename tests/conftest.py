@@ -1,7 +1,13 @@
 """Shared test set-up: corpora through MINIRNN_DATA, and the backends to run under."""
 
+import importlib.util
 import os
+import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -50,3 +56,67 @@ def on(xp_name, *arrays):
 def host(*arrays):
     out = tuple(backend.to_numpy(a) for a in arrays)
     return out if len(out) > 1 else out[0]
+
+
+# --------------------------------------------------------------------------------------
+# The documentation site, built once per test session (it runs the notebooks: a minute)
+# --------------------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Run argv[1:] in a new user and network namespace: loopback only, brought up first.
+OFFLINE = """
+import fcntl, os, socket, struct, sys
+IFF_UP, IFF_LOOPBACK, IFF_RUNNING, SIOCSIFFLAGS = 0x1, 0x8, 0x40, 0x8914
+with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+    fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH22x", b"lo", IFF_UP | IFF_LOOPBACK | IFF_RUNNING))
+os.execvp(sys.argv[1], sys.argv[1:])
+"""
+
+
+def offline(argv):
+    return ["unshare", "-rn", sys.executable, "-c", OFFLINE, *argv]
+
+
+def _cannot_cut_the_network():
+    """None when ``unshare -rn`` gives a namespace with only a loopback, else why not."""
+    if not shutil.which("unshare"):
+        return "needs unshare (util-linux) to cut the network"
+    interfaces = subprocess.run(
+        offline([sys.executable, "-c", "import socket; print(socket.if_nameindex())"]),
+        capture_output=True, text=True)
+    if interfaces.returncode != 0:
+        return f"cannot make a network namespace (unshare -rn): {interfaces.stderr[-300:]}"
+    if interfaces.stdout.strip() != "[(1, 'lo')]":
+        return f"the namespace has more than a loopback: {interfaces.stdout.strip()}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def docs_site(tmp_path_factory):
+    """The site, built once: with the network cut where the machine allows it (the
+    reader offline), else as usual. ``offline`` says which; ``returncode`` and ``log``
+    are mkdocs'; the tests that need the offline build skip without it."""
+    for module in ("mkdocs", "material", "mkdocstrings", "mkdocstrings_handlers.python",
+                   "mkdocs_jupyter", "pymdownx"):
+        pytest.importorskip(module, reason="needs the docs extra: pip install -e '.[docs]'")
+    spec = importlib.util.spec_from_file_location(
+        "docs_hook_typeset_math", ROOT / "docs" / "hooks" / "typeset_math.py")
+    hook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hook)
+    try:
+        hook.ensure_katex()  # `npm ci` once, with the network
+    except Exception as err:  # mkdocs' PluginError: no Node.js, or no way to install KaTeX
+        pytest.skip(f"KaTeX is not installed and cannot be: {err}")
+    why_not = _cannot_cut_the_network()
+    root = tmp_path_factory.mktemp("docs_site")
+    out = root / "site"
+    argv = [sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(ROOT / "mkdocs.yml"),
+            "-d", str(out)]
+    start = time.perf_counter()
+    run = subprocess.run(argv if why_not else offline(argv), cwd=ROOT,
+                         env=dict(os.environ, NO_MKDOCS_2_WARNING="1"),
+                         capture_output=True, text=True, timeout=900)
+    return SimpleNamespace(root=root, out=out, log=run.stdout + run.stderr,
+                           returncode=run.returncode, seconds=time.perf_counter() - start,
+                           offline=why_not is None, why_not=why_not)

@@ -9,10 +9,7 @@ skipped without it.
 from __future__ import annotations
 
 import inspect
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -194,17 +191,9 @@ def test_every_op_is_listed_on_the_derivations_index():
 # --------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    for module in ("mkdocs", "material", "mkdocstrings", "mkdocstrings_handlers.python",
-                   "mkdocs_jupyter", "pymdownx"):
-        pytest.importorskip(module, reason="needs the docs extra: pip install -e '.[docs]'")
-    out = tmp_path_factory.mktemp("site")
-    env = dict(os.environ, NO_MKDOCS_2_WARNING="1")
-    run = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(ROOT / "mkdocs.yml"),
-         "-d", str(out)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    return out, run.returncode, run.stdout + run.stderr
+def site(docs_site):
+    """The session's build (tests/conftest.py): (folder, mkdocs' status, its log)."""
+    return docs_site.out, docs_site.returncode, docs_site.log
 
 
 def test_mkdocs_build_strict_passes_without_warnings(site):

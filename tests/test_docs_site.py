@@ -17,8 +17,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -26,23 +24,11 @@ import pytest
 
 from minirnn.assignment.regions import find_regions
 
+from .conftest import offline
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 HOOKS = ROOT / "docs" / "hooks"
-
-# Run argv[1:] in a new user and network namespace: loopback only, brought up first.
-OFFLINE = """
-import fcntl, os, socket, struct, sys
-IFF_UP, IFF_LOOPBACK, IFF_RUNNING, SIOCSIFFLAGS = 0x1, 0x8, 0x40, 0x8914
-with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-    fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH22x", b"lo", IFF_UP | IFF_LOOPBACK | IFF_RUNNING))
-os.execvp(sys.argv[1], sys.argv[1:])
-"""
-
-
-def offline(argv):
-    return ["unshare", "-rn", sys.executable, "-c", OFFLINE, *argv]
-
 
 def _load_hook(name):
     spec = importlib.util.spec_from_file_location(f"docs_hook_{name}", HOOKS / f"{name}.py")
@@ -52,33 +38,13 @@ def _load_hook(name):
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    for module in ("mkdocs", "material", "mkdocstrings", "mkdocstrings_handlers.python",
-                   "mkdocs_jupyter", "pymdownx"):
-        pytest.importorskip(module, reason="needs the docs extra: pip install -e '.[docs]'")
-    if not shutil.which("unshare"):
-        pytest.skip("needs unshare (util-linux) to cut the network")
-    interfaces = subprocess.run(
-        offline([sys.executable, "-c", "import socket; print(socket.if_nameindex())"]),
-        capture_output=True, text=True)
-    if interfaces.returncode != 0:
-        pytest.skip(f"cannot make a network namespace (unshare -rn): {interfaces.stderr[-300:]}")
-    assert interfaces.stdout.strip() == "[(1, 'lo')]", interfaces.stdout
-    try:
-        _load_hook("typeset_math").ensure_katex()  # `npm ci` once, with the network
-    except Exception as err:  # mkdocs' PluginError: no Node.js, or no way to install KaTeX
-        pytest.skip(f"KaTeX is not installed and cannot be: {err}")
-    root = tmp_path_factory.mktemp("docs_site")
-    out = root / "site"
-    env = dict(os.environ, NO_MKDOCS_2_WARNING="1")
-    start = time.perf_counter()
-    run = subprocess.run(
-        offline([sys.executable, "-m", "mkdocs", "build", "--strict",
-                 "-f", str(ROOT / "mkdocs.yml"), "-d", str(out)]),
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
-    log = run.stdout + run.stderr
-    assert run.returncode == 0, "mkdocs build --strict failed with the network cut:\n" + log[-6000:]
-    return SimpleNamespace(root=root, out=out, log=log, seconds=time.perf_counter() - start)
+def site(docs_site):
+    """The session's build (tests/conftest.py), which must be the offline one."""
+    if not docs_site.offline:
+        pytest.skip(docs_site.why_not)
+    assert docs_site.returncode == 0, ("mkdocs build --strict failed with the network cut:\n"
+                                      + docs_site.log[-6000:])
+    return docs_site
 
 
 def _notebooks():
