@@ -38,7 +38,7 @@ from .backend import get_array_module, to_numpy
 
 __all__ = [
     "Optimizer", "SGD", "Adagrad", "RMSProp", "Adam", "AdamW",
-    "clip_grad_norm", "clip_grad_value", "StepDecay", "Cosine", "LinearWarmup",
+    "clip_grad_norm", "clip_grad_value", "StepDecay", "Cosine", "LinearWarmup", "cosine_between",
 ]
 
 
@@ -493,8 +493,12 @@ class Cosine:
 
     def __call__(self, step):
         frac = min(_step("Cosine", step), self.total_steps) / self.total_steps
-        return float(self.min_lr) + (float(self.base_lr) - float(self.min_lr)) * (
-            1.0 + math.cos(math.pi * frac)) / 2.0
+        return cosine_between(self.base_lr, self.min_lr, frac)
+
+
+def cosine_between(base_lr, min_lr, frac):
+    """The cosine schedule at ``frac`` (0 to 1) of the way: ``base_lr`` at 0, ``min_lr`` at 1."""
+    return float(min_lr) + (float(base_lr) - float(min_lr)) * (1.0 + math.cos(math.pi * frac)) / 2.0
 
 
 @dataclass(frozen=True)

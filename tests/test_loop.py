@@ -179,3 +179,16 @@ def test_a_run_leaves_the_blas_thread_count_as_it_found_it(threads, tmp_path):
             if '"loss"' in line]
     c = backend.cores()
     assert used == ([1] * 8 if threads == 1 or c == 1 else [c, c, 1, 1, 1, c, c, c])
+
+
+def test_the_learning_rate_warms_up_then_follows_a_cosine_to_a_tenth(tmp_path):
+    import math
+    result = train(config("char", tmp_path / "r", tmp_path, steps=20, lr=1e-2,
+                          lr_schedule="cosine", warmup=4), log=quiet)
+    lrs = [json.loads(line)["lr"] for line in open(result.out / "metrics.jsonl")
+           if '"loss"' in line]
+    assert lrs[:4] == pytest.approx([2.5e-3, 5e-3, 7.5e-3, 1e-2])
+    for step in range(4, 20):  # step counts the updates made before this one
+        want = 1e-3 + 9e-3 * (1 + math.cos(math.pi * step / 20)) / 2
+        assert lrs[step] == pytest.approx(want), step
+    assert lrs[-1] < 1.1e-3 and all(a >= b for a, b in zip(lrs[4:], lrs[5:]))

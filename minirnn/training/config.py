@@ -29,6 +29,11 @@ class RunConfig:
                                             "not counted)", kind=float, optional=True,
                                             may_change=True)
     lr: float = positive(2e-3, "learning rate", may_change=True)
+    lr_schedule: str = setting("constant", "constant, or cosine: from --lr down to a tenth of "
+                               "it over the run (its --steps, or its --time-budget of "
+                               "training time)", choices=("constant", "cosine"))
+    warmup: int = setting(0, "steps over which the learning rate first rises linearly to "
+                          "--lr", low=0)
     clip: float = positive(5.0, "largest global gradient norm (clipped to it)")
     eval_every: int = positive(200, "steps between evaluations", may_change=True)
     save_every: int = positive(500, "steps between checkpoints (one is also written at "

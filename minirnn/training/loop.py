@@ -20,6 +20,8 @@ step leaves for the next (the char-LM's recurrent state). The loop owns the rest
 * exact resume: ``train(cfg, resume=True)`` continues from the checkpoint so that an
   interrupted-and-resumed run ends with the weights of an uninterrupted one, and
   ``metrics.jsonl`` continues from the checkpoint's step;
+* the learning rate: ``lr``, after an optional linear ``warmup``, or a cosine from ``lr``
+  to ``lr / 10`` over the run (``lr_schedule``);
 * the BLAS thread count: ``threads`` if the config sets it, else ``ThreadChoice`` times
   a few steps on one thread and on every core, now and then, and keeps the faster (an
   idle machine gets its cores; a busy one is spared threads that wait on each other);
@@ -238,10 +240,9 @@ class Loop:
                              f"checkpoint's: {'; '.join(diffs)}")
 
     def _note_changes(self, meta):
-        if self.cfg.lr != meta["optim"]["lr"]:
-            self.log(f"note: learning rate changed on resume: {meta['optim']['lr']} -> "
+        if self.cfg.lr != meta["train"]["lr"]:
+            self.log(f"note: learning rate changed on resume: {meta['train']['lr']} -> "
                      f"{self.cfg.lr}")
-            self.opt.lr = self.cfg.lr
         for key in ("steps", "time_budget"):
             old, new = meta["train"].get(key), getattr(self.cfg, key)
             if old != new:
@@ -274,6 +275,18 @@ class Loop:
                                                  f"Inf after the update")
 
     # -- one step, one evaluation --------------------------------------------------------
+    def learning_rate(self):
+        """The step's learning rate: ``warmup`` steps rising to ``lr``, then ``lr``, or a
+        cosine from ``lr`` to ``lr / 10`` over the run (by steps, or by training time)."""
+        cfg, s = self.cfg, self.state
+        if s.step < cfg.warmup:
+            return cfg.lr * (s.step + 1) / cfg.warmup
+        if cfg.lr_schedule == "constant":
+            return cfg.lr
+        done = max(s.step / cfg.steps if cfg.steps else 0.0,
+                   s.train_time / cfg.time_budget if cfg.time_budget else 0.0)
+        return optim.cosine_between(cfg.lr, cfg.lr / 10, min(done, 1.0))
+
     def step_once(self, metrics, bar, threads=None):
         """One optimizer step (on ``threads`` BLAS threads); returns its seconds."""
         state, model = self.state, self.model
@@ -293,6 +306,7 @@ class Loop:
                 state.first_loss > 0 and loss > 3 * state.first_loss):
             raise self.diverged(state.step + 1, f"loss {loss:.4g}")
         self.phase = "update"
+        self.opt.lr = self.learning_rate()
         self.opt.step()
         self.task.after_step(model)
         state.step += 1
