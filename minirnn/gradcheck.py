@@ -363,6 +363,43 @@ def _attention_forward(forward, consts, arrays):
     return (context, weights), cache  # both outputs carry a gradient: dcontext, dweights
 
 
+def _layer_norm_make(rng, N, T, D, H):
+    """x (N, T, E = D) whose rows have their own offset and spread, so that the mean and
+    the variance both matter; eps = 1 for E = 2, whose normalised rows are +-1 up to a
+    term in eps, too small a gradient for the differences with the default eps
+    (docs/derivations/layer-norm.md#checking-the-gradients)."""
+    x = rng.standard_normal((N, T, D)) * rng.uniform(0.5, 2.0, (N, T, 1))
+    x += rng.uniform(-2.0, 2.0, (N, T, 1))
+    return ({"x": x, "gamma": _signed(rng, D, 1.0), "beta": rng.standard_normal(D)},
+            {"eps": 1.0 if D == 2 else 1e-5})
+
+
+def _layer_norm_forward(forward, consts, arrays):
+    y, cache = forward(*arrays.values(), eps=consts["eps"])
+    return (y,), cache
+
+
+def _self_attention_sizes(N, T, D, H):
+    """Self-attention reads the four sizes as H heads of size hs = D, so E = D * H."""
+    return {"N": N, "T": T, "E": D * H, "n_heads": H, "hs": D}
+
+
+def _self_attention_make(rng, N, T, D, H):
+    """Weights with no entry near zero, giving scores of order one (softmaxes neither
+    uniform nor one-hot): docs/derivations/self-attention.md#checking-the-gradients."""
+    E = D * H
+    return ({"x": rng.standard_normal((N, T, E)),
+             "Wqkv": _signed(rng, (E, 3 * E), 1.5 / np.sqrt(E)),
+             "bqkv": 0.5 * rng.standard_normal(3 * E),
+             "Wo": _signed(rng, (E, E), 1 / np.sqrt(E)),
+             "bo": 0.5 * rng.standard_normal(E)}, {"n_heads": H})
+
+
+def _self_attention_forward(forward, consts, arrays):
+    y, cache = forward(*arrays.values(), consts["n_heads"])
+    return (y,), cache
+
+
 def _spec_table():
     image = lambda N, T, C, F: {"N": N, "C": C, "F": F, "H": _CONV_IMAGE[0],  # noqa: E731
                                 "W": _CONV_IMAGE[1], "k": _CONV_K}
@@ -395,6 +432,19 @@ def _spec_table():
                lambda rng, N, T, C, H: ({"x": rng.standard_normal((N, C, *_CONV_IMAGE))}, {}),
                lambda backward, d, x_shape: (backward(d[0], x_shape, _CONV_K),),
                _im2col_forward, image),
+        OpSpec("layer_norm", "layer_norm_forward", "layer_norm_backward", ("x", "gamma", "beta"),
+               ("y",), ("dx", "dgamma", "dbeta"), _layer_norm_make,
+               lambda backward, d, cache: backward(d[0], cache), _layer_norm_forward,
+               lambda N, T, D, H: {"N": N, "T": T, "E": D}),
+        OpSpec("gelu", "gelu_forward", "gelu_backward", ("x",), ("y",), ("dx",),
+               lambda rng, N, T, D, H: ({"x": rng.uniform(-4.0, 4.0, (N, T, D))}, {}),
+               lambda backward, d, cache: (backward(d[0], cache),),
+               sizes=lambda N, T, D, H: {"N": N, "T": T, "E": D}),
+        OpSpec("causal_self_attention", "causal_self_attention_forward",
+               "causal_self_attention_backward", ("x", "Wqkv", "bqkv", "Wo", "bo"), ("y",),
+               ("dx", "dWqkv", "dbqkv", "dWo", "dbo"), _self_attention_make,
+               lambda backward, d, cache: backward(d[0], cache), _self_attention_forward,
+               _self_attention_sizes),
     ]
     return {s.name: s for s in specs}
 
