@@ -15,8 +15,11 @@ batch_first=True) -> nn.Linear``, ``torch.optim.Adam`` and ``clip_grad_norm_``.
     python benchmarks/charlm_vs_torch.py                       # 600 s each (about 22 min)
     python benchmarks/charlm_vs_torch.py --budget 30 --eval-every 10   # a quick look
 
-Writes ``<out>/minirnn/metrics.jsonl``, ``<out>/torch/metrics.jsonl``, ``<out>/summary.json``
-and the plot ``docs/charlm_vs_torch.png`` (validation loss against training time).
+Each library runs in a process of its own (``--only``), so that each one's peak resident
+memory is its own. Reports steps, validation loss, peak memory and the ratio of training
+steps per second. Writes ``<out>/minirnn/metrics.jsonl``, ``<out>/torch/metrics.jsonl``,
+``<out>/summary.json`` and the plot ``docs/charlm_vs_torch.png`` (validation loss against
+training time).
 """
 
 from __future__ import annotations
@@ -24,11 +27,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import subprocess
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -133,28 +137,47 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2, help="torch threads (NumPy's BLAS uses "
                    "all cores by default)")
-    p.add_argument("--only", choices=["minirnn", "torch"], default=None)
+    p.add_argument("--only", choices=["minirnn", "torch"], default=None,
+                   help="run one library only (each normally runs in its own process)")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "charlm"))
     p.add_argument("--plot", default=str(ROOT / "docs" / "charlm_vs_torch.png"))
     args = p.parse_args(argv)
     out = Path(args.out)
-    corpus = load_corpus("tinyshakespeare", val_fraction=0.1)
+    if args.only is not None:  # one library, in this process: write its part and stop
+        out.mkdir(parents=True, exist_ok=True)
+        if args.only == "minirnn":
+            part = run_minirnn(args, out / "minirnn")
+        else:
+            part = run_torch(args, out / "torch", load_corpus("tinyshakespeare", val_fraction=0.1))
+        (out / f"{args.only}.json").write_text(json.dumps(part))
+        return 0
     summary = {"settings": SETTINGS, "budget_s": args.budget, "eval_every": args.eval_every}
-    if args.only in (None, "minirnn"):
-        summary["minirnn"] = run_minirnn(args, out / "minirnn")
-    if args.only in (None, "torch"):
-        summary["torch"] = run_torch(args, out / "torch", corpus)
+    for name in ("minirnn", "torch"):  # each in its own process, for its own peak memory
+        summary[name] = run_in_child(argv or sys.argv[1:], name, out)
+    summary["steps_ratio"] = summary["minirnn"]["steps"] / summary["torch"]["steps"]
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     runs = {name: out / name for name in ("minirnn", "torch") if (out / name).exists()}
     plot_training(runs, args.plot, x="time",
                   title=f"tiny Shakespeare, 2x LSTM 512, {args.budget:.0f} s of training each")
     print(json.dumps(summary, indent=2))
     for name in ("minirnn", "torch"):
-        if name in summary:
-            r = summary[name]
-            print(f"{name:8s} steps {r['steps']:5d}  val {r['val_loss']:.4f} nats/char "
-                  f"({r['val_loss'] / math.log(2):.3f} bits/char)")
+        r = summary[name]
+        print(f"{name:8s} steps {r['steps']:5d}  val {r['val_loss']:.4f} nats/char "
+              f"({r['val_loss'] / math.log(2):.3f} bits/char), peak memory "
+              f"{r['peak_rss_mb']:.0f} MB")
+    print(f"training steps per second, minirnn / torch: {summary['steps_ratio']:.3f}")
     return 0
+
+
+def run_in_child(argv, name, out):
+    """Run this script with ``--only name``; its summary part and its peak resident set."""
+    proc = subprocess.Popen([sys.executable, __file__, *argv, "--only", name])
+    _, status, usage = os.wait4(proc.pid, 0)
+    if status != 0:
+        raise SystemExit(f"the {name} run failed (status {status})")
+    part = json.loads((out / f"{name}.json").read_text())
+    part["peak_rss_mb"] = usage.ru_maxrss / 1024  # Linux reports kilobytes
+    return part
 
 
 if __name__ == "__main__":
