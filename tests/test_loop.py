@@ -1,7 +1,7 @@
 """One training loop serves every task: each gets exact resume, the divergence stop that
 keeps the last good checkpoint, a progress bar, metrics, figures and a save on Ctrl-C.
 
-Every test runs on the three tasks (char-LM, seq2seq, Conv-LSTM) with tiny models, so
+Every test runs on the four tasks (char-LM, GPT, seq2seq, Conv-LSTM) with tiny models, so
 the table of "what a task gets from the loop" in docs/architecture.md is checked row by
 row and task by task.
 """
@@ -20,17 +20,19 @@ from minirnn.training import ConvLSTMConfig, Seq2SeqConfig, TrainConfig, Trainin
 TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\n"
         "Speak, speak.\n\nFirst Citizen:\nYou are all resolved rather to die than to famish?\n")
 
-FIGURES = {"char": ["loss.png"], "seq2seq": ["loss.png", "attention.png"],
+FIGURES = {"char": ["loss.png"], "gpt": ["loss.png"], "seq2seq": ["loss.png", "attention.png"],
            "convlstm": ["loss.png", "prediction.png"]}
 
 
 def config(task, out, tmp_path, **over):
     common = dict(out=str(out), progress=False, save_every=1000, seed=3)
-    if task == "char":
+    if task in ("char", "gpt"):
         path = tmp_path / "text.txt"
         path.write_text(TEXT, encoding="utf-8")
         cfg = dict(data=str(path), hidden_size=8, num_layers=2, batch_size=2, seq_len=8,
                    dropout=0.2, sample_length=0, steps=12, eval_every=5)
+        if task == "gpt":
+            cfg.update(model="gpt", embedding_dim=8, num_heads=2)
         return TrainConfig(**{**common, **cfg, **over})
     if task == "seq2seq":
         cfg = dict(task="reverse", n_train=200, n_test=10, hidden_size=8, embedding_dim=4,
@@ -60,7 +62,7 @@ def interrupt_at_call(monkeypatch, n, how):
     return real
 
 
-TASKS = ["char", "seq2seq", "convlstm"]
+TASKS = ["char", "gpt", "seq2seq", "convlstm"]
 
 
 @pytest.mark.parametrize("task", TASKS)

@@ -16,12 +16,13 @@ from .corpus import (
 from .moving import clipped_bce, copy_last_frame_bce, held_out_set, moving_squares
 from .tasks import DATE_FORMATS, TASKS, Seq2SeqVocab, TaskData, encode_batch, exact_match, format_date, make_pairs
 from .vocab import CharVocab, WordVocab, vocab_from_json, words_with_eos
+from .windows import WindowBatcher
 
 __all__ = [
     "CharVocab", "WordVocab", "vocab_from_json", "words_with_eos",
     "CorpusNotFound", "Corpus", "KNOWN_CORPORA", "resolve_corpus", "read_text",
     "load_ptb", "load_corpus",
-    "StreamBatcher", "shrink_to_fit",
+    "StreamBatcher", "shrink_to_fit", "WindowBatcher",
     "TASKS", "DATE_FORMATS", "format_date", "make_pairs", "Seq2SeqVocab", "encode_batch",
     "TaskData", "exact_match",
     "moving_squares", "held_out_set", "clipped_bce", "copy_last_frame_bce",

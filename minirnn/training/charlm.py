@@ -28,8 +28,8 @@ from .. import backend
 from ..checkpoint import load_module
 from ..data import StreamBatcher, load_corpus, shrink_to_fit, vocab_from_json
 from ..functional.cells import CELLS
-from ..nn import CharRNN
-from .config import RunConfig, positive, setting
+from ..nn import GPT, CharRNN
+from .config import RunConfig, SettingError, positive, setting
 from .loop import OPTIMIZERS, Task
 
 
@@ -39,15 +39,24 @@ class TrainConfig(RunConfig):
     data: str = setting("tinyshakespeare", "corpus name (tinyshakespeare, ptb) or the path "
                         "of a text file")
     level: str = setting("char", "model characters or words", choices=("char", "word"))
+    model: str = setting("rnn", "rnn: a recurrent net (--cell) over carried-state streams; "
+                         "gpt: a transformer over random windows of --seq-len",
+                         choices=("rnn", "gpt"))
     cell: str = setting("lstm", "recurrent cell", choices=tuple(CELLS))
     hidden_size: int = positive(256, "units per recurrent layer")
-    num_layers: int = positive(2, "stacked recurrent layers")
+    num_layers: int = positive(2, "stacked recurrent layers (transformer blocks for --model "
+                               "gpt)")
     embedding_dim: Optional[int] = positive(None, "size of a learned embedding (none: "
-                                            "one-hot input)", kind=int, optional=True)
+                                            "one-hot input); the transformer's width for "
+                                            "--model gpt, which needs it", kind=int,
+                                            optional=True)
+    num_heads: int = positive(4, "attention heads of --model gpt (they divide "
+                              "--embedding-dim)")
     dropout: float = setting(0.0, "dropout between layers and before the output layer",
                              low=0.0, high=1.0)
     batch_size: int = positive(64, "parallel streams per batch (N)")
-    seq_len: int = positive(64, "steps of truncated backprop through time (T)")
+    seq_len: int = positive(64, "steps of truncated backprop through time (T); the "
+                            "context window of --model gpt")
     optimizer: str = setting("adam", "update rule", choices=tuple(sorted(OPTIMIZERS)))
     eval_batches: Optional[int] = positive(None, "validation batches per evaluation (none: "
                                            "the whole split)", kind=int, optional=True,
@@ -65,6 +74,23 @@ class TrainConfig(RunConfig):
                                        "rows", kind=str, optional=True)
     out: str = setting("runs/charrnn", "run folder: checkpoint.npz, metrics.jsonl and "
                        "loss.png go here", may_change=True)
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.model != "gpt":
+            return
+        owner = type(self).__name__
+        if self.embedding_dim is None:
+            raise SettingError(owner, "embedding_dim", "must be set for --model gpt (the "
+                                                       "transformer's width), got None")
+        if self.embedding_dim % self.num_heads:
+            raise SettingError(owner, "num_heads", f"must divide --embedding-dim "
+                                                   f"{self.embedding_dim} into equal heads, "
+                                                   f"got {self.num_heads}")
+        if self.init_from is not None:
+            raise SettingError(owner, "init_from", "fine-tunes a recurrent model; it does not "
+                                                   "take --model gpt (train a GPT from "
+                                                   "scratch)")
 
 
 def evaluate(model, batcher, max_batches=None):
@@ -159,6 +185,19 @@ class LanguageModelTask(Task):
             raise ValueError("vocabulary: the corpus now gives a different vocabulary from "
                              "the checkpoint's")
 
+    def activation_bytes(self):
+        """What one training step keeps in memory for the backward pass, roughly."""
+        raise NotImplementedError
+
+    def refuse_batches_larger_than_memory(self):
+        cfg = self.cfg
+        need, have = self.activation_bytes(), _physical_memory()
+        if have and need > have:
+            raise ValueError(f"batches of {cfg.batch_size}x{cfg.seq_len} need about "
+                             f"{_megabytes(need)} for their activations, more than this "
+                             f"machine's {_megabytes(have)} of memory; use a smaller "
+                             f"--batch-size or --seq-len")
+
     def data_text(self):
         c, level = self.corpus, self.cfg.level
         return (f"{c.name}: {len(c.train_ids):,} train / {len(c.val_ids):,} val {level}s, "
@@ -175,12 +214,7 @@ class CharLMTask(LanguageModelTask):
         cfg = self.cfg
         self.batches = StreamBatcher(self.corpus.train_ids, cfg.batch_size, cfg.seq_len)
         self.batch_index, self.carried = 0, None
-        need, have = self.activation_bytes(), _physical_memory()
-        if have and need > have:
-            raise ValueError(f"batches of {cfg.batch_size}x{cfg.seq_len} need about "
-                             f"{_megabytes(need)} for their activations, more than this "
-                             f"machine's {_megabytes(have)} of memory; use a smaller "
-                             f"--batch-size or --seq-len")
+        self.refuse_batches_larger_than_memory()
 
     def build_model(self):
         c = self.cfg
@@ -235,7 +269,10 @@ class CharLMTask(LanguageModelTask):
 def _start_from(cfg, log):
     """(model, vocabulary, cfg) to fine-tune from ``cfg.init_from``: the config takes the
     checkpoint's cell and sizes (a note says so when they differ from the flags)."""
-    model, vocab, _ = load_model(cfg.init_from)
+    model, vocab, meta = load_model(cfg.init_from)
+    if not isinstance(model, CharRNN):
+        raise ValueError(f"--init-from {cfg.init_from} holds a {meta['kind']} model; "
+                         f"fine-tuning takes a recurrent one (a charrnn checkpoint)")
     if vocab.kind != cfg.level:
         raise ValueError(f"--init-from {cfg.init_from} is a {vocab.kind}-level model; pass "
                          f"--level {vocab.kind}")
@@ -259,7 +296,7 @@ def _physical_memory():
         return None
 
 
-LANGUAGE_MODELS = {"charrnn": CharRNN}
+LANGUAGE_MODELS = {"charrnn": CharRNN, "gpt": GPT}
 
 
 def load_model(path):
