@@ -181,17 +181,19 @@ class Loop:
         self.opt = make_optimizer(getattr(cfg, "optimizer", "adam"), self.model, cfg.lr)
         self.state = RunState()
         self.dropouts = dropouts(self.model)
-        self.stopped_by = "steps"
+        self.phase = "done"     # what a hard interrupt would cut short: compute or update
+        self._rng_before = []   # the dropout generators before the step under way
 
     # -- checkpoints ---------------------------------------------------------------------
     def checkpoint_data(self):
+        optimizer = self.opt.state_dict()
         arrays = {f"model/{k}": v for k, v in self.model.params.items()}
-        arrays.update({f"optim/{k}": v for k, v in self.opt.state_dict()["arrays"].items()})
+        arrays.update({f"optim/{k}": v for k, v in optimizer["arrays"].items()})
         task_arrays, task_meta = self.task.state()
         arrays.update({f"task/{k}": v for k, v in task_arrays.items()})
         saved = {k: getattr(self.state, k) for k in SAVED_FIELDS}
         meta = {"kind": self.task.kind, "model": self.model.config, "train": asdict(self.cfg),
-                "optim": self.opt.state_dict()["hyper"], **saved, "task": task_meta,
+                "optim": optimizer["hyper"], **saved, "task": task_meta,
                 "dropout_rng": [d.rng_state() for d in self.dropouts],
                 **self.task.metadata()}
         return arrays, meta
@@ -292,7 +294,7 @@ class Loop:
         state, model = self.state, self.model
         t0 = time.perf_counter()
         self._rng_before = [d.rng_state() for d in self.dropouts]
-        self.phase = "compute"  # what a hard interrupt would cut short
+        self.phase = "compute"
         batch = self.task.batch(state.step)
         model.zero_grad()
         loss, dlogits = model.loss(batch)
@@ -354,7 +356,6 @@ class Loop:
 
     def run(self):
         """Train until the budget is spent or Ctrl-C; returns how it stopped."""
-        self.phase = "done"
         choice = ThreadChoice(self.cfg.threads)
         with MetricsLog(self.out / METRICS, self.state.saved_step) as metrics, \
                 StopOnCtrlC() as ctrl_c, ProgressBar(self.cfg, self.state) as bar, \
