@@ -35,7 +35,7 @@ from . import backend
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import Seq2SeqVocab, vocab_from_json
 from .functional.cells import get_cell
-from .nn import CharRNN, NextFrameModel, Recurrent, Seq2Seq
+from .nn import GPT, CharRNN, NextFrameModel, Recurrent, Seq2Seq
 
 __all__ = ["to_torch", "from_torch", "torch_layout", "export_model", "import_model",
            "read_export", "LAYOUTS", "Pair", "FORMAT", "VERSION"]
@@ -96,6 +96,29 @@ def _convlstm_layout(c):
         Pair("head.W", "head.weight", "same"), Pair("head.b", "head.bias", "same")]
 
 
+def _gpt_layout(c):
+    """The GPT's weights under the names of ``torch_models.GPT``: nn.Embedding tables,
+    nn.LayerNorm weight and bias, nn.Linear weights transposed (``Wqkv``'s columns
+    ``[q | k | v]`` become the rows of ``attn.qkv.weight``, as PyTorch splits them)."""
+    pairs = [Pair("embed.W", "embed.weight", "same"), Pair("pos", "pos.weight", "same")]
+    for i in range(c["num_layers"]):
+        b = f"blocks.{i}."
+        pairs += [Pair(b + "ln1.gamma", b + "ln1.weight", "same"),
+                  Pair(b + "ln1.beta", b + "ln1.bias", "same"),
+                  Pair(b + "attn.Wqkv", b + "attn.qkv.weight", "T"),
+                  Pair(b + "attn.bqkv", b + "attn.qkv.bias", "same"),
+                  Pair(b + "attn.Wo", b + "attn.proj.weight", "T"),
+                  Pair(b + "attn.bo", b + "attn.proj.bias", "same"),
+                  Pair(b + "ln2.gamma", b + "ln2.weight", "same"),
+                  Pair(b + "ln2.beta", b + "ln2.bias", "same"),
+                  Pair(b + "fc.W", b + "fc.weight", "T"), Pair(b + "fc.b", b + "fc.bias", "same"),
+                  Pair(b + "proj.W", b + "proj.weight", "T"),
+                  Pair(b + "proj.b", b + "proj.bias", "same")]
+    return pairs + [Pair("ln_f.gamma", "ln_f.weight", "same"),
+                    Pair("ln_f.beta", "ln_f.bias", "same"),
+                    Pair("head.W", "head.weight", "T"), Pair("head.b", "head.bias", "same")]
+
+
 class Kind(NamedTuple):
     """A kind of model (the ``kind`` of its checkpoints): its class, its table, its
     vocabulary's reader (None: no vocabulary)."""
@@ -108,6 +131,7 @@ LAYOUTS = {
     "charrnn": Kind(CharRNN, _charrnn_layout, vocab_from_json),
     "seq2seq": Kind(Seq2Seq, _seq2seq_layout, Seq2SeqVocab.from_json),
     "convlstm": Kind(NextFrameModel, _convlstm_layout, None),
+    "gpt": Kind(GPT, _gpt_layout, vocab_from_json),
     "recurrent": Kind(Recurrent, _recurrent_layout, None),  # a bare stack of cells
 }
 
@@ -242,7 +266,7 @@ def _torch_models():
 
 def to_torch(model):
     """An equivalent ``torch.nn.Module`` of ``model`` (CharRNN, Seq2Seq, NextFrameModel,
-    or a stack of cells, which becomes ``torch.nn.RNN/LSTM/GRU`` with ``batch_first``),
+    GPT, or a stack of cells, which becomes ``torch.nn.RNN/LSTM/GRU`` with ``batch_first``),
     holding copies of its weights in its dtype, in the same train/eval mode."""
     import torch
 

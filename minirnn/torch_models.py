@@ -130,10 +130,65 @@ class NextFrameModel(nn.Module):
         out = self.head(x[:, T_in:].reshape(N * n_out, Fh, H, W))
         return out.reshape(N, n_out, 1, H, W)
 
+class SelfAttention(nn.Module):
+    """Causal multi-head self-attention: one nn.Linear for q, k and v, PyTorch's
+    scaled_dot_product_attention with is_causal=True, an output nn.Linear."""
+
+    def __init__(self, dim, n_heads):
+        super().__init__()
+        self.n_heads = n_heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        N, T, E = x.shape
+        q, k, v = (a.view(N, T, self.n_heads, E // self.n_heads).transpose(1, 2)
+                   for a in self.qkv(x).split(E, dim=2))            # (N, heads, T, hs)
+        heads = nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return self.proj(heads.transpose(1, 2).reshape(N, T, E))
+
+
+class Block(nn.Module):
+    """Pre-LayerNorm: x + dropout(attention(ln1(x))), then x + dropout(MLP(ln2(x)))."""
+
+    def __init__(self, dim, n_heads, dropout):
+        super().__init__()
+        self.ln1, self.ln2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.attn = SelfAttention(dim, n_heads)
+        self.fc, self.proj = nn.Linear(dim, 4 * dim), nn.Linear(4 * dim, dim)
+        self.gelu = nn.GELU(approximate="tanh")
+        self.drop1, self.drop2 = nn.Dropout(dropout), nn.Dropout(dropout)
+
+    def forward(self, x):
+        x = x + self.drop1(self.attn(self.ln1(x)))
+        return x + self.drop2(self.proj(self.gelu(self.fc(self.ln2(x)))))
+
+
+class GPT(nn.Module):
+    """minirnn's GPT: ids (N, T) -> logits (N, T, V)."""
+    kind = "gpt"
+
+    def __init__(self, config):
+        super().__init__()
+        c = self.config = dict(config)
+        V, E = c["vocab_size"], c["embedding_dim"]
+        self.embed, self.pos = nn.Embedding(V, E), nn.Embedding(c["block_size"], E)
+        self.drop = nn.Dropout(c["dropout"])
+        self.blocks = nn.ModuleList(Block(E, c["num_heads"], c["dropout"])
+                                    for _ in range(c["num_layers"]))
+        self.ln_f, self.head = nn.LayerNorm(E), nn.Linear(E, V)
+
+    def forward(self, ids):
+        x = self.drop(self.embed(ids) + self.pos.weight[:ids.shape[1]])  # (N, T, E)
+        for block in self.blocks:
+            x = block(x)
+        return self.head(self.ln_f(x))                                 # (N, T, V)
+
+
 def recurrent(c):
     """A stack of cells: torch.nn.RNN / LSTM / GRU, batch first."""
     return _rnn(c["cell"], c["input_size"], c["hidden_size"], c["num_layers"], c["dropout"])
 
 
-MODELS = {"charrnn": CharRNN, "seq2seq": Seq2Seq, "convlstm": NextFrameModel,
+MODELS = {"charrnn": CharRNN, "seq2seq": Seq2Seq, "convlstm": NextFrameModel, "gpt": GPT,
           "recurrent": recurrent}

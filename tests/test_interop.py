@@ -22,7 +22,7 @@ from minirnn.checkpoint import load_checkpoint, save_checkpoint
 from minirnn.data import CharVocab
 from minirnn.gradcheck import rel_error
 from minirnn.interop import export_model, from_torch, import_model, to_torch, torch_layout
-from minirnn.nn import CharRNN, NextFrameModel, Recurrent, Seq2Seq
+from minirnn.nn import GPT, CharRNN, NextFrameModel, Recurrent, Seq2Seq
 from minirnn.training import load_convlstm, load_model, load_seq2seq
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,6 +107,33 @@ def test_one_backward_gives_the_same_gradients(torch, dtype, cell, num_layers):
             assert_close(ours, theirs, dtype, f"d{pair.ours} vs {pair.theirs}")
 
 
+@pytest.mark.parametrize("num_layers, num_heads", [(1, 1), (2, 3)])
+def test_gpt_logits_and_gradients_match_torch(torch, dtype, num_layers, num_heads):
+    """nn.LayerNorm, scaled_dot_product_attention(is_causal=True), nn.GELU("tanh"): the
+    same logits, loss and every gradient, weights moved to PyTorch by torch_layout."""
+    model = GPT(11, block_size=8, num_layers=num_layers, embedding_dim=6, num_heads=num_heads,
+                seed=2)
+    rng = np.random.default_rng(3)
+    for p in model.params.values():  # away from GPT-2's small initialisation
+        p += rng.normal(0.0, 0.3, p.shape).astype(dtype)
+    tmodel = to_torch(model)
+    ids, targets = rng.integers(0, 11, (3, 7)), rng.integers(0, 11, (3, 7))
+    model.zero_grad()
+    loss, dlogits = model.loss({"ids": ids, "targets": targets})
+    model.backward(dlogits)
+    tlogits = tmodel(torch.from_numpy(ids))
+    assert_close(model.forward(ids), tlogits, dtype, "GPT logits")
+    tloss = torch.nn.functional.cross_entropy(tlogits.flatten(0, 1),
+                                              torch.from_numpy(targets).flatten())
+    tloss.backward()
+    assert_close(loss, tloss, dtype, "loss")
+    grads = {k: p.grad for k, p in tmodel.named_parameters()}
+    assert len(grads) == len(model.grads) == len(torch_layout(model))
+    for pair in torch_layout(model):
+        theirs = grads[pair.theirs].T if pair.how == "T" else grads[pair.theirs]
+        assert_close(model.grads[pair.ours], theirs, dtype, f"d{pair.ours} vs {pair.theirs}")
+
+
 def seq2seq_logits(model, src, mask, tgt_in):
     keys, _ = model.encode(src, mask)
     state, logits = model.initial_state(keys, mask), []
@@ -183,6 +210,7 @@ def models():
                 for cell in CELLS for layers in (1, 3) for emb in (None, 4))
     yield from (Seq2Seq(12, 4, 5, 3, cell, bidi, seed=5) for cell in CELLS for bidi in (0, 1))
     yield NextFrameModel(hidden_channels=3, kernel_size=3, num_layers=2, n_out=2, seed=4)
+    yield GPT(10, block_size=5, num_layers=2, embedding_dim=6, num_heads=2, dropout=0.1)
     yield Recurrent("gru", 3, 4, num_layers=2, dropout=0.1)
 
 
@@ -230,6 +258,24 @@ def test_export_and_import_give_back_the_trained_checkpoints_of_every_kind(tmp_p
         assert type(before) is type(after) and before.config == after.config
         for k, p in before.params.items():
             assert after.params[k].tobytes() == p.tobytes(), f"{name}: {k}"
+
+
+def test_a_gpt_checkpoint_exports_and_imports_back_and_samples_the_same_text(tmp_path, capsys):
+    model = GPT(5, block_size=6, num_layers=2, embedding_dim=4, num_heads=2, seed=3)
+    src = write_checkpoint(tmp_path / "gpt.npz", model, CharVocab("abcde"), kind="gpt")
+    weights, settings = export_model(src, tmp_path / "gpt.safetensors")
+    written = json.loads(settings.read_text(encoding="utf-8"))
+    assert written["kind"] == "gpt" and written["model"] == model.config
+    out = import_model(weights, tmp_path / "back")
+    back = load_model(out)[0]
+    assert isinstance(back, GPT) and back.config == model.config
+    assert all(back.params[k].tobytes() == p.tobytes() for k, p in model.params.items())
+    texts = []
+    for ckpt in (src, out):
+        assert cli.main(["sample", str(ckpt), "--prompt", "ab", "--length", "30",
+                         "--seed", "3"]) == 0
+        texts.append(capsys.readouterr().out)
+    assert texts[0] == texts[1] and len(texts[0]) > 30
 
 
 def test_imported_checkpoint_samples_the_same_text(tmp_path, capsys):
@@ -366,9 +412,9 @@ def test_weights_of_another_kind_are_refused(exported, tmp_path, capsys):
     shutil.copy(exported.with_suffix(".json"), tmp_path / "conv.json")  # a char model's
     refused(capsys, ["import", str(tmp_path / "conv.safetensors"), "--out",
                      str(tmp_path / "run")], "'rnn.weight_ih_l0' is missing", "charrnn")
-    rewrite(exported, settings={"kind": "gpt"})
+    rewrite(exported, settings={"kind": "mamba"})
     refused(capsys, ["import", str(exported), "--out", str(tmp_path / "run")],
-            "kind 'gpt' is not a model minirnn imports")
+            "kind 'mamba' is not a model minirnn imports")
     assert not (tmp_path / "run").exists()
 
 
