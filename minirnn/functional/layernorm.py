@@ -96,12 +96,16 @@ def layer_norm_backward(dy, cache):
     xp = get_array_module(dy, xhat)
 
     dy2, xhat2 = dy.reshape(-1, E), xhat.reshape(-1, E)  # rows of E features
-    dbeta = dy2.sum(axis=0)
-    dgamma = (dy2 * xhat2).sum(axis=0)
-    col = xp.full((E, 1), 1.0 / E, dtype=xhat.dtype)
-    dxhat = dy * gamma
-    dx = dxhat - _row_mean(dxhat, col)
-    dxhat *= xhat                        # dxhat * xhat, reusing the buffer
-    dx -= xhat * _row_mean(dxhat, col)
-    dx *= rstd
-    return dx, dgamma, dbeta
+    dy_xhat = dy2 * xhat2
+    ones = xp.ones((1, dy2.shape[0]), dtype=xhat.dtype)  # column sums as products: BLAS
+    dbeta = (ones @ dy2)[0]                              # beats sum(axis=0) here too
+    dgamma = (ones @ dy_xhat)[0]
+    # The row means of dxhat = dy * gamma and of dxhat * xhat = (dy * xhat) * gamma are
+    # products with one column, gamma / E: neither product is formed.
+    col = (gamma / E)[:, None]                           # (E, 1)
+    dx = dy2 * gamma                                     # dxhat
+    dx -= dy2 @ col                                      # - mean(dxhat)
+    xp.multiply(xhat2, dy_xhat @ col, out=dy_xhat)       # xhat * mean(dxhat * xhat)
+    dx -= dy_xhat
+    dx *= rstd.reshape(-1, 1)
+    return dx.reshape(xhat.shape), dgamma, dbeta
