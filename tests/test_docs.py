@@ -241,12 +241,12 @@ def test_api_reference_documents_every_functional_op(site):
         assert f'id="{module}.{op}"' in pages, f"the API reference has no entry for {module}.{op}"
 
 
-def test_the_six_notebooks_are_rendered_pages(site):
+def test_the_seven_notebooks_are_rendered_pages(site):
     out, returncode, log = site
     assert returncode == 0, log[-3000:]
     nav = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
     notebooks = re.findall(r"notebooks/(\w+)\.ipynb", nav)
-    assert len(notebooks) == 6, notebooks
+    assert len(notebooks) == 7, notebooks
     for name in notebooks:
         page = out / "notebooks" / name / "index.html"
         assert page.is_file(), f"notebooks/{name}.ipynb was not rendered"

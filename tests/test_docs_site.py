@@ -124,7 +124,7 @@ def test_every_formula_is_typeset_with_katex_served_by_the_site_itself(site):
 
 def test_every_notebook_page_shows_a_figure(site):
     notebooks = _notebooks()
-    assert len(notebooks) == 6, notebooks
+    assert len(notebooks) == 7, notebooks
     for name in notebooks:
         page = _page(site.out, f"notebooks/{name}")
         figures = re.findall(r'<img [^>]*src="data:image/png;base64,', page)

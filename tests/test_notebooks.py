@@ -12,7 +12,8 @@ import jupytext
 import pytest
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-EXPECTED = ["01_vanilla_rnn", "02_lstm", "03_gru", "04_char_rnn", "05_attention", "06_convlstm"]
+EXPECTED = ["01_vanilla_rnn", "02_lstm", "03_gru", "04_char_rnn", "05_attention", "06_convlstm",
+            "07_gpt"]
 SCRIPTS = sorted(p for p in NOTEBOOKS.glob("*.py") if p.name != "conftest.py")
 
 
