@@ -375,7 +375,8 @@ def _layer_norm_make(rng, N, T, D, H):
 
 
 def _layer_norm_forward(forward, consts, arrays):
-    y, cache = forward(*arrays.values(), eps=consts["eps"])
+    # float(): the assignments store the constants as 0-d arrays
+    y, cache = forward(*arrays.values(), eps=float(consts["eps"]))
     return (y,), cache
 
 
@@ -396,7 +397,7 @@ def _self_attention_make(rng, N, T, D, H):
 
 
 def _self_attention_forward(forward, consts, arrays):
-    y, cache = forward(*arrays.values(), consts["n_heads"])
+    y, cache = forward(*arrays.values(), int(consts["n_heads"]))  # a 0-d array in grading
     return (y,), cache
 
 

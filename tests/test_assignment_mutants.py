@@ -184,6 +184,66 @@ MUTANTS = {
         ("only the first position reaches the query", "additive_attention_backward",
          "dquery_proj = da.sum(axis=1)", "dquery_proj = da[:, 0]"),
     ],
+    "layer_norm_forward": [
+        ("mean not subtracted", "layer_norm_forward", "xhat = x - _row_mean(x, col)",
+         "xhat = x.copy()"),
+        ("eps left out", "layer_norm_forward", "    rstd += eps\n", ""),
+        ("variance not square-rooted", "layer_norm_forward", "xp.sqrt(rstd, out=rstd)", "pass"),
+        ("unbiased variance (divided by E - 1)", "layer_norm_forward",
+         "rstd = _row_mean(xhat * xhat, col)",
+         "rstd = _row_mean(xhat * xhat, col) * (E / max(E - 1, 1))"),
+        ("scale and shift swapped", "layer_norm_forward", "y = xhat * gamma\n    y += beta",
+         "y = xhat * beta\n    y += gamma"),
+        ("shift dropped", "layer_norm_forward", "    y += beta\n", ""),
+    ],
+    "layer_norm_backward": [
+        ("mean term dropped", "layer_norm_backward", "dx -= dy2 @ col", "pass"),
+        ("xhat term dropped", "layer_norm_backward", "    dx -= dy_xhat\n", ""),
+        ("rstd left out", "layer_norm_backward", "dx *= rstd.reshape(-1, 1)", "pass"),
+        ("gamma left out of dxhat", "layer_norm_backward", "dx = dy2 * gamma", "dx = dy2.copy()"),
+        ("dgamma and dbeta swapped", "layer_norm_backward", "dx.reshape(xhat.shape), dgamma, dbeta",
+         "dx.reshape(xhat.shape), dbeta, dgamma"),
+        ("dgamma without xhat", "layer_norm_backward", "dgamma = (ones @ dy_xhat)[0]",
+         "dgamma = (ones @ dy2)[0]"),
+        ("means taken over 1 instead of E features", "layer_norm_backward",
+         "col = (gamma / E)[:, None]", "col = gamma[:, None]"),
+    ],
+    "causal_self_attention_forward": [
+        ("causal mask dropped", "causal_self_attention_forward",
+         "att += xp.triu(xp.full((T, T), -xp.inf, dtype=x.dtype), 1)", "pass"),
+        ("a position may not see itself", "causal_self_attention_forward",
+         "-xp.inf, dtype=x.dtype), 1)", "-xp.inf, dtype=x.dtype), 0)"),
+        ("scores not scaled by 1 / sqrt(hs)", "causal_self_attention_forward",
+         "q *= 1 / math.sqrt(hs)", "pass"),
+        ("softmax normalised over the queries", "causal_self_attention_forward",
+         "att /= att @ xp.ones((T, 1), dtype=x.dtype)",
+         "att /= att.sum(axis=-2, keepdims=True)"),
+        ("keys averaged instead of values", "causal_self_attention_forward", "heads = att @ v",
+         "heads = att @ k"),
+        ("queries and keys swapped", "causal_self_attention_forward", "q, k, v = qkv",
+         "k, q, v = qkv"),
+        ("heads merged in the wrong order", "causal_self_attention_forward",
+         "heads.transpose(0, 2, 1, 3).reshape(N * T, E)",
+         "heads.transpose(0, 2, 3, 1).reshape(N * T, E)"),
+        ("output bias dropped", "causal_self_attention_forward", "    y += bo\n", ""),
+    ],
+    "causal_self_attention_backward": [
+        ("softmax Jacobian's row term dropped", "causal_self_attention_backward",
+         "datt -= rows[..., None]", "pass"),
+        ("softmax Jacobian's weights left out", "causal_self_attention_backward",
+         "datt *= att", "pass"),
+        ("att not transposed for dv", "causal_self_attention_backward",
+         "xp.matmul(att.transpose(0, 1, 3, 2), dheads, out=dqkv[2])",
+         "xp.matmul(att, dheads, out=dqkv[2])"),
+        ("dq not scaled by 1 / sqrt(hs)", "causal_self_attention_backward",
+         "dqkv[0] *= 1 / math.sqrt(hs)", "pass"),
+        ("dk from the keys instead of the queries", "causal_self_attention_backward",
+         "datt.transpose(0, 1, 3, 2), q, out=dqkv[1]", "datt.transpose(0, 1, 3, 2), k, out=dqkv[1]"),
+        ("Wo not transposed", "causal_self_attention_backward", "dz = dy2 @ Wo.T",
+         "dz = dy2 @ Wo"),
+        ("bias gradient averaged", "causal_self_attention_backward",
+         "dbqkv = dqkv.sum(axis=0)", "dbqkv = dqkv.mean(axis=0)"),
+    ],
 }
 
 ASSIGNMENT_OF = {fn: name for name in ASSIGNMENTS for fn, _ in checks.functions(name)}
@@ -223,17 +283,22 @@ CASES_OF = {"graded": lambda a: checks.graded_cases(a, grading_key(a)),
             "public": checks.public_cases}
 
 
-def module_of(assignment):
-    """The graded module's short name (each assignment here grades one module)."""
-    [module] = ASSIGNMENTS[assignment].modules
-    return module.rpartition(".")[2]
+def module_of(function):
+    """The short name of the graded module that holds ``function`` (the transformer's
+    assignment grades two modules: layernorm and self_attention)."""
+    from minirnn import functional as F
+    return getattr(F, function).__module__.rpartition(".")[2]
 
 
 @lru_cache(maxsize=None)
-def reference(assignment, cases):
-    ref = importlib.import_module(f"minirnn.functional.{module_of(assignment)}")
-    return (Path(ref.__file__).read_text(encoding="utf-8"),
-            checks.reference_data(assignment, CASES_OF[cases](assignment)))
+def source(module):
+    ref = importlib.import_module(f"minirnn.functional.{module}")
+    return Path(ref.__file__).read_text(encoding="utf-8")
+
+
+@lru_cache(maxsize=None)
+def data(assignment, cases):
+    return checks.reference_data(assignment, CASES_OF[cases](assignment))
 
 
 def test_every_graded_function_has_at_least_five_mutants():
@@ -246,20 +311,20 @@ def test_every_graded_function_has_at_least_five_mutants():
 @pytest.mark.parametrize("assignment", list(ASSIGNMENTS))
 def test_the_unmutated_source_loaded_the_same_way_grades_100_percent(assignment, cases):
     """The harness itself: without a change, every test of every function passes."""
-    source, data = reference(assignment, cases)
-    impl = load_variant(module_of(assignment), source)
-    outcomes = checks.run_tests(assignment, impl, data)
+    impl = types.SimpleNamespace()  # every graded module, loaded as the mutants are
+    for module in dict.fromkeys(module_of(fn) for fn, _ in checks.functions(assignment)):
+        vars(impl).update(vars(load_variant(module, source(module))))
+    outcomes = checks.run_tests(assignment, impl, data(assignment, cases))
     assert [o for o in outcomes if not o.passed] == []
 
 
 @pytest.mark.parametrize("function, what, where, old, new", CASES,
                          ids=[f"{c[0]}: {c[1]}" for c in CASES])
 def test_the_mutant_fails_grading(function, what, where, old, new):
-    assignment = ASSIGNMENT_OF[function]
+    assignment, module = ASSIGNMENT_OF[function], module_of(function)
     for cases in CASES_OF:
-        source, data = reference(assignment, cases)
-        impl = load_variant(module_of(assignment), mutate(source, where, old, new))
-        outcomes = checks.run_tests(assignment, impl, data, function=function)
+        impl = load_variant(module, mutate(source(module), where, old, new))
+        outcomes = checks.run_tests(assignment, impl, data(assignment, cases), function=function)
         caught = [o for o in outcomes if not o.passed]
         assert caught, (f"{function} with '{what}' still passes all {len(outcomes)} tests "
                         f"on the {cases} cases")
@@ -270,11 +335,15 @@ def test_the_mutant_fails_grading(function, what, where, old, new):
     ("lstm_step_backward", "lstm_step_backward", "da.sum(axis=0)", "da.sum(axis=0, keepdims=True)[0]"),
     ("additive_attention_backward", "additive_attention_backward", "da *= 1 - u * u",
      "da *= (1 - u) * (1 + u)"),
+    ("layer_norm_backward", "layer_norm_backward", "dbeta = (ones @ dy2)[0]",
+     "dbeta = dy2.sum(axis=0)"),
+    ("causal_self_attention_forward", "causal_self_attention_forward",
+     "att /= att @ xp.ones((T, 1), dtype=x.dtype)", "att /= att.sum(axis=-1, keepdims=True)"),
 ])
 def test_a_correct_rewrite_still_grades_full_marks(function, where, old, new):
     """The grader judges results, not text: another correct way to write it passes."""
-    assignment = ASSIGNMENT_OF[function]
+    assignment, module = ASSIGNMENT_OF[function], module_of(function)
     for cases in CASES_OF:
-        source, data = reference(assignment, cases)
-        impl = load_variant(module_of(assignment), mutate(source, where, old, new))
-        assert all(o.passed for o in checks.run_tests(assignment, impl, data, function=function))
+        impl = load_variant(module, mutate(source(module), where, old, new))
+        outcomes = checks.run_tests(assignment, impl, data(assignment, cases), function=function)
+        assert all(o.passed for o in outcomes)

@@ -56,6 +56,9 @@ ASSIGNMENTS = {a.name: a for a in (
     Assignment("attention", "05_attention",
                "additive (Bahdanau) attention: masked softmax, forward and backward",
                (("additive_attention", 4, 6),)),
+    Assignment("transformer", "07_gpt", "the transformer's layer norm and causal multi-head "
+               "self-attention: forward and backward",
+               (("layer_norm", 2, 3), ("causal_self_attention", 4, 6))),
 )}
 
 

@@ -69,6 +69,7 @@ def layer_norm_forward(x, gamma, beta, eps=1e-5):
         raise ValueError(f"{op}: eps must be a positive number, got {eps!r}")
     xp = get_array_module(x, gamma, beta)
 
+    ### BEGIN SOLUTION
     col = xp.full((E, 1), 1.0 / E, dtype=x.dtype)
     xhat = x - _row_mean(x, col)        # xc: centred rows, normalised in place below
     rstd = _row_mean(xhat * xhat, col)  # (..., 1) biased variance ...
@@ -79,6 +80,7 @@ def layer_norm_forward(x, gamma, beta, eps=1e-5):
     y = xhat * gamma
     y += beta
     return y, LayerNormCache(xhat, rstd, gamma)
+    ### END SOLUTION
 
 
 def layer_norm_backward(dy, cache):
@@ -95,6 +97,7 @@ def layer_norm_backward(dy, cache):
     check.upstream("layer_norm_backward", "dy", dy, tuple(xhat.shape), None, xhat.dtype)
     xp = get_array_module(dy, xhat)
 
+    ### BEGIN SOLUTION
     dy2, xhat2 = dy.reshape(-1, E), xhat.reshape(-1, E)  # rows of E features
     dy_xhat = dy2 * xhat2
     ones = xp.ones((1, dy2.shape[0]), dtype=xhat.dtype)  # column sums as products: BLAS
@@ -109,3 +112,4 @@ def layer_norm_backward(dy, cache):
     dx -= dy_xhat
     dx *= rstd.reshape(-1, 1)
     return dx.reshape(xhat.shape), dgamma, dbeta
+    ### END SOLUTION

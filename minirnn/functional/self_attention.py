@@ -99,6 +99,7 @@ def causal_self_attention_forward(x, Wqkv, bqkv, Wo, bo, n_heads):
     check.same_dtype(op, x=x, Wqkv=Wqkv, bqkv=bqkv, Wo=Wo, bo=bo)
     xp = get_array_module(x, Wqkv, bqkv, Wo, bo)
 
+    ### BEGIN SOLUTION
     qkv = x.reshape(N * T, E) @ Wqkv
     qkv += bqkv
     # (N*T, 3E) -> (3, N, n_heads, T, hs): one copy, so every head is a contiguous matrix
@@ -117,6 +118,7 @@ def causal_self_attention_forward(x, Wqkv, bqkv, Wo, bo, n_heads):
     y = z @ Wo
     y += bo
     return y.reshape(N, T, E), SelfAttentionCache(x, Wqkv, Wo, qkv, att, z)
+    ### END SOLUTION
 
 
 def causal_self_attention_backward(dy, cache):
@@ -134,6 +136,7 @@ def causal_self_attention_backward(dy, cache):
     check.upstream("causal_self_attention_backward", "dy", dy, (N, T, E), ("N", "T", "E"),
                    x.dtype)
     xp = get_array_module(dy, qkv)
+    ### BEGIN SOLUTION
     q, k, v = qkv
 
     dy2 = dy.reshape(N * T, E)
@@ -161,6 +164,7 @@ def causal_self_attention_backward(dy, cache):
     dbqkv = dqkv.sum(axis=0)
     dx = (dqkv @ Wqkv.T).reshape(N, T, E)
     return dx, dWqkv, dbqkv, dWo, dbo
+    ### END SOLUTION
 
 
 def causal_self_attention_kv_cache(N, max_len, Wqkv, n_heads, cache=None):
