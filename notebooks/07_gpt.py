@@ -180,13 +180,13 @@ def self_attention(x, Wqkv, bqkv, Wo, bo, n_heads):
     """y (N, T, E): causal multi-head self-attention of x (N, T, E)."""
     ### BEGIN SOLUTION
     N, T, E = x.shape
-    hs = E // n_heads
+    size = E // n_heads                                         # of each head
     qkv = x @ Wqkv + bqkv                                       # (N, T, 3E)
     q, k, v = qkv[..., :E], qkv[..., E:2 * E], qkv[..., 2 * E:]
     z = np.zeros((N, T, E))
     for n in range(N):
         for h in range(n_heads):
-            cols = slice(h * hs, (h + 1) * hs)
+            cols = slice(h * size, (h + 1) * size)
             z[n, :, cols] = attend(q[n, :, cols], k[n, :, cols], v[n, :, cols])
     return z @ Wo + bo
     ### END SOLUTION
