@@ -207,6 +207,19 @@ def test_a_full_window_starts_again_from_its_last_half(float64):
         assert gradcheck.rel_error(logits, want) <= 1e-12, t
 
 
+@pytest.mark.parametrize("B", [1, 2, 3])
+def test_the_shortest_contexts_generate_past_their_window(float64, B):
+    model = shaken(nn.GPT(5, block_size=B, num_layers=1, embedding_dim=2, num_heads=1)).eval()
+    ids = np.arange(12) % 5
+    state, fed = model.initial_state(1), []
+    for t in range(12):
+        logits, state = model.step(ids[t:t + 1], state)
+        fed.append(ids[t])
+        window = fed[len(fed) - state.length:]  # the tokens the state holds
+        assert 1 <= state.length <= B
+        assert gradcheck.rel_error(logits, model.forward(np.array([window]))[:, -1]) <= 1e-12
+
+
 def test_generation_attends_to_at_most_block_size_keys_per_step(monkeypatch):
     """n tokens cost O(n * block_size) attention: every cached step reads at most
     block_size keys, and a full forward (over half a window) comes once every

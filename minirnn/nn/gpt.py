@@ -260,10 +260,12 @@ class GPT(Module):
         return logits, GPTState(k, v, fed, t + 1)
 
     def _restart(self, fed):
-        """The state of a window holding the last ``block_size // 2`` tokens of ``fed``."""
-        keep = max(1, self.block_size // 2)
-        N = fed.shape[1]
+        """The state of a window holding the last ``block_size // 2`` tokens of ``fed``
+        (none for a context of one position)."""
+        keep, N = self.block_size // 2, fed.shape[1]
         state = self.initial_state(N)
+        if keep == 0:
+            return state
         recent = fed[self.block_size - keep:]            # (keep, N)
         state.ids[:keep] = recent
         self.forward(backend.get_array_module(fed).ascontiguousarray(recent.T))
