@@ -51,7 +51,7 @@
 # `_backward` are yours to write as well; Parts 2 and 3 use them.
 #
 # **Two settings.** When the environment variable `MINIRNN_FAST=1` is set (the test
-# suite sets it), the models are tiny and each trains for 2 seconds: every cell runs,
+# suite sets it), the models are tiny and each trains for 1 second: every cell runs,
 # but the samples are noise and the heads have learned little. Without it (the default
 # when you open this notebook), the GPT is nanoGPT's CPU recipe (4 blocks of width 128,
 # 4 heads, a context of 64) and the LSTM the README's (2 layers of 512 units), each
@@ -325,7 +325,7 @@ plt.show()
 # %%
 corpus = load_corpus("tinyshakespeare")
 vocab = corpus.vocab
-BUDGET = 2 if FAST else 300  # seconds of training for each model
+BUDGET = 1 if FAST else 300  # seconds of training for each model
 if FAST:
     gpt_cfg = TrainConfig(model="gpt", num_layers=2, embedding_dim=32, num_heads=4,
                           seq_len=64, batch_size=12, optimizer="adamw", lr=1e-3, clip=1.0,
