@@ -380,7 +380,8 @@ def build_parser():
     p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = p.add_subparsers(dest="command", required=True)
     _add_gradcheck(sub)
-    _training_command(sub, "train", "train a char-RNN (or word-level) language model",
+    _training_command(sub, "train", "train a language model: a char- or word-level RNN, "
+                      "or a GPT (--model gpt)",
                       TrainConfig)
     _add_sample(sub)
     _add_seq2seq(sub)
