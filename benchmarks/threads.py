@@ -15,7 +15,7 @@ time over ``--seconds`` of training, measured by the loop itself (so its default
 chooses its threads as it goes, pays for its probing here). The report gives, per job and
 condition, the rate at each setting and how far the default is from the best.
 
-    python benchmarks/threads.py                      # every job, ~20 s per measurement
+    python benchmarks/threads.py                      # every job, 60 s per measurement
     python benchmarks/threads.py --jobs charlm sample --seconds 30 --json threads.json
 """
 
@@ -60,15 +60,14 @@ def training_rate(job, threads, seconds):
 def sampling_rate(threads, seconds):
     """Characters per second of sampling at batch 1 (``threads`` None: sample's default)."""
     from minirnn.data import load_corpus
-    from minirnn.generate import SampleConfig, sample
+    from minirnn.generate import sample
     from minirnn.nn import CharRNN
     vocab = load_corpus("tinyshakespeare").vocab
     model = CharRNN(len(vocab), 512, 2, "lstm", 64, seed=0).eval()
     done, t0 = 0, time.perf_counter()
-    with backend.blas_threads(threads or SampleConfig().threads):
-        while time.perf_counter() - t0 < seconds:
-            sample(model, vocab, "ROMEO:", length=200, seed=done)
-            done += 200
+    while time.perf_counter() - t0 < seconds:
+        sample(model, vocab, "ROMEO:", length=5000, seed=done, threads=threads)
+        done += 5000
     return done / (time.perf_counter() - t0)
 
 
@@ -81,8 +80,9 @@ def measure(job, threads, seconds):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--jobs", nargs="+", choices=JOBS, default=list(JOBS))
-    ap.add_argument("--seconds", type=float, default=20.0,
-                    help="seconds of work per measurement (default 20)")
+    ap.add_argument("--seconds", type=float, default=60.0,
+                    help="seconds of work per measurement (default 60: a default that "
+                         "probes both counts now and then is judged over a realistic run)")
     ap.add_argument("--json", metavar="PATH", help="also write the figures here")
     args = ap.parse_args(argv)
     backend.reuse_freed_memory()

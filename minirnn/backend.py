@@ -25,7 +25,7 @@ import numpy as _np
 __all__ = [
     "xp", "use", "name", "get_array_module", "to_numpy", "asarray",
     "default_dtype", "set_default_dtype", "scatter_add", "reuse_freed_memory",
-    "blas_threads", "blas_thread_count", "cores",
+    "blas_threads", "blas_thread_count", "cores", "ThreadChoice",
 ]
 
 BACKENDS = ("numpy", "cupy", "strict")
@@ -176,13 +176,16 @@ class blas_threads:
         from threadpoolctl import ThreadpoolController
         self._libs = ThreadpoolController().select(user_api="blas").lib_controllers
         self._before = [lib.num_threads for lib in self._libs]
+        self._now = None
         if self.n is not None:
             self.set(self.n)
         return self
 
     def set(self, n):
-        for lib in self._libs:
-            lib.set_num_threads(int(n))
+        if n != self._now:  # cheap to call every step: the libraries are told of changes
+            for lib in self._libs:
+                lib.set_num_threads(int(n))
+            self._now = n
 
     def __exit__(self, *exc):
         for lib, n in zip(self._libs, self._before):
@@ -200,6 +203,42 @@ def blas_thread_count():
 def cores():
     """The cores this process may run on."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+class ThreadChoice:
+    """The BLAS thread count of each step of a job that repeats one kind of step
+    (training steps, sampled tokens): ``fixed`` when given; otherwise, after ``warmup``
+    steps and again every ``every`` steps, ``probe`` steps run on one thread and
+    ``probe`` on every core, and the faster (by the median step time) is kept until the
+    next probe. So an idle machine gets its cores and a busy one is spared BLAS threads
+    that wait on each other; probing costs a few steps at the slower count."""
+
+    def __init__(self, fixed=None, n_cores=None, warmup=2, probe=3, every=200):
+        n_cores = cores() if n_cores is None else n_cores
+        self.options = (fixed,) if fixed is not None else tuple(sorted({1, n_cores}))
+        self.warmup, self.probe, self.every = warmup, probe, every
+        self.best = self.options[-1]
+        self.times = {}
+
+    def _probing(self, step):
+        """The thread count ``step`` is a probe of, or None."""
+        k = (step % self.every) - self.warmup
+        if len(self.options) < 2 or not 0 <= k < self.probe * len(self.options):
+            return None
+        return self.options[k // self.probe]
+
+    def threads_for(self, step):
+        return self._probing(step) or self.best
+
+    def record(self, step, seconds):
+        n = self._probing(step)
+        if n is None:
+            return
+        self.times.setdefault(n, []).append(seconds)
+        if (step % self.every) - self.warmup == self.probe * len(self.options) - 1:
+            medians = {k: sorted(v)[len(v) // 2] for k, v in self.times.items()}
+            self.best, self.times = min(medians, key=medians.get), {}
+
 
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbers

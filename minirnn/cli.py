@@ -109,15 +109,15 @@ def _cmd_sample(args):
     s = config_from(args, SampleConfig)  # settings first: a typo should not wait for loading
     model, vocab, _ = load_model(args.checkpoint)
     model.eval()
-    with blas_threads(s.threads):
-        if s.beam_width > 1:  # the most probable continuation, not a random one
+    if s.beam_width > 1:  # the most probable continuation, not a random one
+        with blas_threads(s.threads or 1):
             print(beam_sample_text(model, vocab, s.prompt, beam_width=s.beam_width,
                                    length=s.length))
-            return 0
-        pieces = sample_stream(model, vocab, prompt=s.prompt, length=s.length,
-                               temperature=s.temperature, top_k=s.top_k, top_p=s.top_p,
-                               seed=s.seed)
-        _write_as_it_comes(pieces, s.length)
+        return 0
+    pieces = sample_stream(model, vocab, prompt=s.prompt, length=s.length,
+                           temperature=s.temperature, top_k=s.top_k, top_p=s.top_p,
+                           seed=s.seed, threads=s.threads)
+    _write_as_it_comes(pieces, s.length)
     return 0
 
 

@@ -392,3 +392,30 @@ def test_a_strict_device_model_gets_device_ids_and_gives_the_same_text():
     device_text = sample(MarkovModel(table, xp=backend.strict), vocab, "fade", 50, top_k=4,
                          seed=11)
     assert device_text == host_text
+
+
+def test_sampling_chooses_its_blas_threads_as_it_goes_and_puts_them_back(monkeypatch):
+    """Without ``threads`` a sample probes one thread and every core; with it, the count
+    is fixed; either way the count it found is back when it ends, and the text is the
+    same (the thread count changes no number here)."""
+    from minirnn.data import CharVocab
+    from minirnn.nn import CharRNN
+    vocab = CharVocab.from_text("abcdefgh \n")
+    model = CharRNN(len(vocab), 16, seed=0).eval()
+    used = []
+    real_set = backend.blas_threads.set
+
+    def spy(self, n):
+        used.append(n)
+        return real_set(self, n)
+    monkeypatch.setattr(backend.blas_threads, "set", spy)
+    monkeypatch.setattr(backend, "cores", lambda: 2)
+    with backend.blas_threads(1):
+        used.clear()  # the count this test starts from
+        free = sample(model, vocab, "ab", length=60, seed=3)
+        assert backend.blas_thread_count() == 1
+        assert used[:8] == [2] * 8 and used[8:32] == [1] * 24 and used[32:56] == [2] * 24
+        used.clear()
+        fixed = sample(model, vocab, "ab", length=60, seed=3, threads=1)
+        assert set(used) == {1} and backend.blas_thread_count() == 1
+    assert free == fixed

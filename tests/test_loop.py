@@ -151,8 +151,8 @@ def test_resume_continues_metrics_from_the_checkpoint_after_a_kill(task, tmp_pat
 
 
 def test_thread_choice_probes_both_counts_and_keeps_the_faster():
-    from minirnn.training.instruments import ThreadChoice
-    choice = ThreadChoice(cores=2, warmup=2, probe=3, every=20)
+    from minirnn.backend import ThreadChoice
+    choice = ThreadChoice(n_cores=2, warmup=2, probe=3, every=20)
     seconds = {1: 1.0, 2: 0.5}  # an idle machine: two threads twice as fast
     used = []
     for step in range(60):
@@ -165,7 +165,7 @@ def test_thread_choice_probes_both_counts_and_keeps_the_faster():
     assert used[:2] == [2, 2] and used[2:8] == probe and used[8:22] == [2] * 14
     assert used[22:28] == probe and used[28:42] == [2] * 14  # still idle at step 27
     assert used[42:48] == probe and used[48:] == [1] * 12    # busy: one thread from now on
-    fixed = ThreadChoice(fixed=1, cores=2)
+    fixed = ThreadChoice(fixed=1, n_cores=2)
     assert {fixed.threads_for(s) for s in range(50)} == {1}
 
 

@@ -29,6 +29,7 @@ Search (greedy decoding, beam search) is ``search.py``.
 from __future__ import annotations
 
 import numbers
+import time
 from dataclasses import dataclass
 from typing import Optional
 
@@ -67,8 +68,9 @@ class SampleConfig:
                                   kind=int, optional=True, low=0)
     beam_width: int = setting(1, "above 1: beam search for the most probable continuation "
                               "(ignores --temperature, --top-k and --top-p)", low=1)
-    threads: int = setting(1, "BLAS threads (one step of one stream is too small a product "
-                           "to share; see docs/benchmarks.md)", low=1)
+    threads: Optional[int] = setting(None, "BLAS threads (default: chosen as it goes, by "
+                                     "timing tokens drawn on 1 thread and on every core)",
+                                     kind=int, optional=True, low=1)
 
     def __post_init__(self):
         check_settings(self)
@@ -160,7 +162,7 @@ def _prompt_ids(where, vocab, prompt, length):
 
 
 def sample(model, vocab, prompt="", length=200, temperature=1.0, top_k=None, top_p=None,
-           seed=None):
+           seed=None, threads=None):
     """Generate ``length`` tokens after ``prompt``; return the prompt followed by them.
 
     Inputs:
@@ -176,6 +178,8 @@ def sample(model, vocab, prompt="", length=200, temperature=1.0, top_k=None, top
     - length: int >= 0, tokens to generate (0 returns the prompt unchanged).
     - temperature, top_k, top_p: see ``filter_logits``.
     - seed: for ``numpy.random.default_rng``; the same seed gives the same text.
+    - threads: BLAS threads; None chooses as it goes (``backend.ThreadChoice``: now and
+      then a few tokens on one thread and on every core, the faster kept).
 
     Raises ValueError for bad settings (naming the argument and the value), prompt
     characters the vocabulary lacks (listing them), logits of the wrong shape, and
@@ -183,20 +187,21 @@ def sample(model, vocab, prompt="", length=200, temperature=1.0, top_k=None, top
     only feed the prompt are not brought to the host and not checked.
     """
     return "".join(sample_stream(model, vocab, prompt, length, temperature, top_k, top_p,
-                                 seed))
+                                 seed, threads))
 
 
 def sample_stream(model, vocab, prompt="", length=200, temperature=1.0, top_k=None,
-                  top_p=None, seed=None):
+                  top_p=None, seed=None, threads=None):
     """``sample``, as it goes: yields the prompt, then the text of each token as soon as
     it is drawn (joined, the pieces are exactly ``sample``'s result). The settings are
     checked and the prompt encoded before the first piece comes."""
     validate_sampling(temperature, top_k, top_p)
     ids = _prompt_ids("", vocab, prompt, length)  # (P,) host int64
-    return _stream(model, vocab, prompt, ids, length, (temperature, top_k, top_p), seed)
+    return _stream(model, vocab, prompt, ids, length, (temperature, top_k, top_p), seed,
+                   threads)
 
 
-def _stream(model, vocab, prompt, ids, length, settings, seed):
+def _stream(model, vocab, prompt, ids, length, settings, seed, threads):
     V = len(vocab)
     yield prompt
     if length == 0:
@@ -205,21 +210,31 @@ def _stream(model, vocab, prompt, ids, length, settings, seed):
     sep = " " if getattr(vocab, "kind", "char") == "word" else ""
     pieces = [_decode(vocab, np.array([i])) for i in range(V)]
     rng = np.random.default_rng(seed)
-    state, token, as_ids = _prime(model, ids)
-    for i in range(length):
-        logits, state = model.step(as_ids(token), state)
-        host = backend.to_numpy(logits)  # (1, V): the only transfer of the step
-        if host.shape != (1, V):
-            raise ValueError(f"sample: model.step must return logits of shape (1, V={V}) "
-                             f"for a vocabulary of {V}, got shape {host.shape} at generation "
-                             f"step {i + 1} of {length}")
-        if not np.isfinite(host).all():
-            raise ValueError(f"sample: model.step returned non-finite logits (NaN or Inf) at "
-                             f"generation step {i + 1} of {length}; the model's weights or "
-                             f"state have diverged")
-        probs = filter_logits(host[0], *settings)
-        token = int(rng.choice(V, p=probs))
-        yield (sep if (i or prompt) else "") + pieces[token]
+    # A token takes well under a millisecond: probe on many of them, and not often.
+    choice = backend.ThreadChoice(threads, warmup=8, probe=24, every=4000)
+    with backend.blas_threads() as blas:
+        state, token, as_ids = _prime(model, ids)
+        for i in range(length):
+            t0 = time.perf_counter()
+            blas.set(choice.threads_for(i))
+            logits, state = model.step(as_ids(token), state)
+            token = _draw(logits, V, rng, settings, i, length)
+            choice.record(i, time.perf_counter() - t0)
+            yield (sep if (i or prompt) else "") + pieces[token]
+
+
+def _draw(logits, V, rng, settings, i, length):
+    """The token drawn from one step's ``logits`` (1, V), brought to the host and checked."""
+    host = backend.to_numpy(logits)  # (1, V): the only transfer of the step
+    if host.shape != (1, V):
+        raise ValueError(f"sample: model.step must return logits of shape (1, V={V}) "
+                         f"for a vocabulary of {V}, got shape {host.shape} at generation "
+                         f"step {i + 1} of {length}")
+    if not np.isfinite(host).all():
+        raise ValueError(f"sample: model.step returned non-finite logits (NaN or Inf) at "
+                         f"generation step {i + 1} of {length}; the model's weights or "
+                         f"state have diverged")
+    return int(rng.choice(V, p=filter_logits(host[0], *settings)))
 
 
 def _prime(model, ids):

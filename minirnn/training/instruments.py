@@ -1,4 +1,4 @@
-"""The loop's instruments: the thread choice, the metrics file, Ctrl-C, the progress bar.
+"""The loop's instruments: the metrics file, Ctrl-C, the progress bar.
 
 Each is a small object the loop (``loop.py``) holds for the length of a run; none knows
 anything about models or tasks.
@@ -10,42 +10,6 @@ import json
 import signal
 import threading
 from pathlib import Path
-
-from .. import backend
-
-
-class ThreadChoice:
-    """The BLAS thread count of each step: ``fixed`` when given; otherwise, after
-    ``warmup`` steps and again every ``every`` steps, ``probe`` steps run on one thread
-    and ``probe`` on every core, and the faster (by the median step time) is kept until
-    the next probe. Probing costs a few steps at the slower count: a few per cent on a
-    busy machine, where the slower count can take three times as long."""
-
-    def __init__(self, fixed=None, cores=None, warmup=2, probe=3, every=200):
-        cores = backend.cores() if cores is None else cores
-        self.options = (fixed,) if fixed is not None else tuple(sorted({1, cores}))
-        self.warmup, self.probe, self.every = warmup, probe, every
-        self.best = self.options[-1]
-        self.times = {}
-
-    def _probing(self, step):
-        """The thread count ``step`` is a probe of, or None."""
-        k = (step % self.every) - self.warmup
-        if len(self.options) < 2 or not 0 <= k < self.probe * len(self.options):
-            return None
-        return self.options[k // self.probe]
-
-    def threads_for(self, step):
-        return self._probing(step) or self.best
-
-    def record(self, step, seconds):
-        n = self._probing(step)
-        if n is None:
-            return
-        self.times.setdefault(n, []).append(seconds)
-        if (step % self.every) - self.warmup == self.probe * len(self.options) - 1:
-            medians = {k: sorted(v)[len(v) // 2] for k, v in self.times.items()}
-            self.best, self.times = min(medians, key=medians.get), {}
 
 
 class MetricsLog:

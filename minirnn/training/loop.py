@@ -22,7 +22,7 @@ step leaves for the next (the char-LM's recurrent state). The loop owns the rest
   ``metrics.jsonl`` continues from the checkpoint's step;
 * the learning rate: ``lr``, after an optional linear ``warmup``, or a cosine from ``lr``
   to ``lr / 10`` over the run (``lr_schedule``);
-* the BLAS thread count: ``threads`` if the config sets it, else ``ThreadChoice`` times
+* the BLAS thread count: ``threads`` if the config sets it, else ``backend.ThreadChoice`` times
   a few steps on one thread and on every core, now and then, and keeps the faster (an
   idle machine gets its cores; a busy one is spared threads that wait on each other);
 * at the end ``loss.png`` and the task's figures.
@@ -48,7 +48,7 @@ from ..checkpoint import (
 )
 from ..nn import Dropout
 from .config import may_change_on_resume
-from .instruments import MetricsLog, ProgressBar, StopOnCtrlC, ThreadChoice
+from .instruments import MetricsLog, ProgressBar, StopOnCtrlC
 
 CHECKPOINT = "checkpoint.npz"
 METRICS = "metrics.jsonl"
@@ -356,7 +356,7 @@ class Loop:
 
     def run(self):
         """Train until the budget is spent or Ctrl-C; returns how it stopped."""
-        choice = ThreadChoice(self.cfg.threads)
+        choice = backend.ThreadChoice(self.cfg.threads)
         with MetricsLog(self.out / METRICS, self.state.saved_step) as metrics, \
                 StopOnCtrlC() as ctrl_c, ProgressBar(self.cfg, self.state) as bar, \
                 backend.blas_threads() as blas:
