@@ -64,18 +64,13 @@ def host(*arrays):
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Run argv[1:] in a new user and network namespace: loopback only, brought up first.
-OFFLINE = """
-import fcntl, os, socket, struct, sys
-IFF_UP, IFF_LOOPBACK, IFF_RUNNING, SIOCSIFFLAGS = 0x1, 0x8, 0x40, 0x8914
-with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-    fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH22x", b"lo", IFF_UP | IFF_LOOPBACK | IFF_RUNNING))
-os.execvp(sys.argv[1], sys.argv[1:])
-"""
+# Run argv in a new user and network namespace with only the loopback, brought up first
+# by the same helper CI's offline test run uses.
+LOOPBACK = ROOT / ".ci" / "loopback.py"
 
 
 def offline(argv):
-    return ["unshare", "-rn", sys.executable, "-c", OFFLINE, *argv]
+    return ["unshare", "-rn", sys.executable, str(LOOPBACK), *argv]
 
 
 def _cannot_cut_the_network():
