@@ -23,6 +23,16 @@ import numpy as np
 __all__ = ["StreamBatcher", "shrink_to_fit"]
 
 
+def _token_stream(owner, ids):
+    """``ids`` as a 1-D integer host array, or a message naming ``owner``."""
+    ids = np.asarray(ids)
+    if ids.ndim != 1:
+        raise ValueError(f"{owner}: ids must be 1-D (one token stream), got shape {ids.shape}")
+    if ids.size and (ids.dtype == np.bool_ or not np.issubdtype(ids.dtype, np.integer)):
+        raise TypeError(f"{owner}: ids must be integers, got dtype {ids.dtype}")
+    return ids
+
+
 def _positive_int(owner, name, value):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{owner}: {name} must be an int, got {type(value).__name__} {value!r}")
@@ -47,11 +57,7 @@ class StreamBatcher:
         owner = "StreamBatcher"
         N = _positive_int(owner, "batch_size", batch_size)
         T = _positive_int(owner, "seq_len", seq_len)
-        ids = np.asarray(ids)
-        if ids.ndim != 1:
-            raise ValueError(f"{owner}: ids must be 1-D (one token stream), got shape {ids.shape}")
-        if ids.size and (ids.dtype == np.bool_ or not np.issubdtype(ids.dtype, np.integer)):
-            raise TypeError(f"{owner}: ids must be integers, got dtype {ids.dtype}")
+        ids = _token_stream(owner, ids)
         n = ids.size
         L = n // N
         need_per_stream = T + 1 if drop_last else 2

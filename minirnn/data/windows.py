@@ -19,7 +19,7 @@ import operator
 # The data layer builds host arrays by design; the trainer moves them to the device.
 import numpy as np
 
-from .batching import _positive_int
+from .batching import _positive_int, _token_stream
 
 __all__ = ["WindowBatcher"]
 
@@ -38,11 +38,7 @@ class WindowBatcher:
         owner = "WindowBatcher"
         N = _positive_int(owner, "batch_size", batch_size)
         T = _positive_int(owner, "seq_len", seq_len)
-        ids = np.asarray(ids)
-        if ids.ndim != 1:
-            raise ValueError(f"{owner}: ids must be 1-D (one token stream), got shape {ids.shape}")
-        if ids.size and (ids.dtype == np.bool_ or not np.issubdtype(ids.dtype, np.integer)):
-            raise TypeError(f"{owner}: ids must be integers, got dtype {ids.dtype}")
+        ids = _token_stream(owner, ids)
         if ids.size < T + 1:
             raise ValueError(f"{owner}: the corpus has {ids.size} tokens, too few for windows "
                              f"of seq_len={T}: one window needs {T + 1} (its inputs and the "
