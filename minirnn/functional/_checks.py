@@ -98,6 +98,22 @@ def step_inputs(op, x, h_prev, Wx, Wh, k, state_name="h_prev"):
     return N, D, H
 
 
+def sequence_x(op, x, features, weight, step="time step"):
+    """``x (N, T, F)``: a float array whose F is ``features = (letter, size)``, the size
+    a weight ``weight = (name, array)`` gives it, holding at least one sequence and one
+    ``step``; returns N, T."""
+    letter, F = features
+    float_array(op, "x", x, 3, f"N, T, {letter}")
+    N, T, Fx = x.shape
+    if Fx != F:
+        raise ValueError(f"{op}: x must have {letter} = {F} features to match {weight[0]} "
+                         f"{tuple(weight[1].shape)}, got x of shape {tuple(x.shape)}")
+    if N == 0 or T == 0:
+        raise ValueError(f"{op}: x must hold at least one sequence and one {step}, "
+                         f"got shape {tuple(x.shape)}")
+    return N, T
+
+
 def sequence_inputs(op, x, h0, Wx, Wh, k):
     """Check a sequence's ``x (N, T, D)``, ``h0 (N, H)``, ``Wx``, ``Wh``; return N, T, D, H."""
     D, H = gate_weights(op, Wx, Wh, k)
@@ -105,14 +121,7 @@ def sequence_inputs(op, x, h0, Wx, Wh, k):
         raise ValueError(f"{op}: x must be 3-D (N, T, D) for a sequence, got 2-D shape "
                          f"{tuple(x.shape)}; use the *_step_forward function for one step "
                          "or add a time axis with x[:, None, :]")
-    float_array(op, "x", x, 3, "N, T, D")
-    N, T, Dx = x.shape
-    if Dx != D:
-        raise ValueError(f"{op}: x must have D = {D} features to match Wx {tuple(Wx.shape)}, "
-                         f"got x of shape {tuple(x.shape)}")
-    if N == 0 or T == 0:
-        raise ValueError(f"{op}: x must hold at least one sequence and one time step, "
-                         f"got shape {tuple(x.shape)}")
+    N, T = sequence_x(op, x, ("D", D), ("Wx", Wx), "time step")
     float_array(op, "h0", h0, 2, "N, H")
     shape_is(op, "h0", h0, (N, H), ("N", "H"))
     return N, T, D, H

@@ -88,14 +88,7 @@ def causal_self_attention_forward(x, Wqkv, bqkv, Wo, bo, n_heads):
     """
     op = "causal_self_attention_forward"
     E, hs = _check_weights(op, Wqkv, bqkv, Wo, bo, n_heads)
-    check.float_array(op, "x", x, 3, "N, T, E")
-    N, T, Ex = x.shape
-    if Ex != E:
-        raise ValueError(f"{op}: x must have E = {E} features to match Wqkv "
-                         f"{tuple(Wqkv.shape)}, got x of shape {tuple(x.shape)}")
-    if N == 0 or T == 0:
-        raise ValueError(f"{op}: x must hold at least one sequence and one position, "
-                         f"got shape {tuple(x.shape)}")
+    N, T = check.sequence_x(op, x, ("E", E), ("Wqkv", Wqkv), "position")
     check.same_dtype(op, x=x, Wqkv=Wqkv, bqkv=bqkv, Wo=Wo, bo=bo)
     xp = get_array_module(x, Wqkv, bqkv, Wo, bo)
 
