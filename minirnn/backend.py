@@ -207,38 +207,60 @@ def cores():
 
 class ThreadChoice:
     """The BLAS thread count of each step of a job that repeats one kind of step
-    (training steps, sampled tokens): ``fixed`` when given; otherwise, after ``warmup``
-    steps and again every ``every`` steps, ``probe`` steps run on one thread and
-    ``probe`` on every core, and the faster (by the median step time) is kept until the
-    next probe. So an idle machine gets its cores and a busy one is spared BLAS threads
-    that wait on each other; probing costs a few steps at the slower count."""
+    (training steps, sampled tokens): ``fixed`` when given, else chosen as it goes.
 
-    def __init__(self, fixed=None, n_cores=None, warmup=2, probe=3, every=200):
+    After ``warmup`` steps on every core comes a probe: steps alternate between every
+    core and one thread (so a drift in speed, from caches warming or the machine getting
+    busy, falls on both alike) until each count has ``probe`` steps and the probe has
+    taken ``probe_s`` seconds; the count with the shorter mean step is kept (one thread
+    on a tie). The next probe comes after ``spacing`` times the probe's length of work,
+    so probing costs a few percent of the steps at most whatever their length: an idle
+    machine gets its cores, a busy one is spared BLAS threads that wait on each other.
+
+    Use: ``n = choice.threads_for()``, run one step on ``n`` threads, then
+    ``choice.record(seconds)`` with how long the step took.
+    """
+
+    def __init__(self, fixed=None, n_cores=None, warmup=2, probe=4, probe_s=1.0, spacing=20):
         n_cores = cores() if n_cores is None else n_cores
         self.options = (fixed,) if fixed is not None else tuple(sorted({1, n_cores}))
-        self.warmup, self.probe, self.every = warmup, probe, every
+        self.warmup, self.probe, self.probe_s, self.spacing = warmup, probe, probe_s, spacing
         self.best = self.options[-1]
-        self.times = {}
+        self.steps = 0          # steps recorded
+        self.since = 0.0        # seconds of work since the last probe ended
+        self.gap = None         # seconds of work until the next probe (None: after warmup)
+        self.timings = None     # {count: [seconds, ...]} of the probe under way, or None
+        self.current = self.best
 
-    def _probing(self, step):
-        """The thread count ``step`` is a probe of, or None."""
-        k = (step % self.every) - self.warmup
-        if len(self.options) < 2 or not 0 <= k < self.probe * len(self.options):
-            return None
-        return self.options[k // self.probe]
+    def _probe_due(self):
+        if len(self.options) < 2:
+            return False
+        return self.steps >= self.warmup if self.gap is None else self.since >= self.gap
 
-    def threads_for(self, step):
-        return self._probing(step) or self.best
+    def threads_for(self):
+        """The thread count of the next step."""
+        if self.timings is None and self._probe_due():
+            self.timings = {n: [] for n in self.options}
+        if self.timings is None:
+            self.current = self.best
+        else:  # the count with fewer timings, every core first on a tie
+            self.current = min(self.options[::-1], key=lambda n: len(self.timings[n]))
+        return self.current
 
-    def record(self, step, seconds):
-        n = self._probing(step)
-        if n is None:
+    def record(self, seconds):
+        """How long the step just run (on ``threads_for()``'s count) took."""
+        self.steps += 1
+        if self.timings is None:
+            self.since += seconds
             return
-        self.times.setdefault(n, []).append(seconds)
-        if (step % self.every) - self.warmup == self.probe * len(self.options) - 1:
-            medians = {k: sorted(v)[len(v) // 2] for k, v in self.times.items()}
-            self.best, self.times = min(medians, key=medians.get), {}
-
+        self.timings[self.current].append(seconds)
+        spent = sum(sum(t) for t in self.timings.values())
+        if min(len(t) for t in self.timings.values()) >= self.probe and spent >= self.probe_s:
+            # The mean, not the median: what counts is the time all steps take, and on a
+            # busy machine the cost of threads that wait is a few very slow steps.
+            means = {n: sum(t) / len(t) for n, t in self.timings.items()}
+            self.best = min(means, key=means.get)  # options are in order: 1 on a tie
+            self.timings, self.since, self.gap = None, 0.0, self.spacing * spent
 
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbers

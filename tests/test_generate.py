@@ -414,7 +414,7 @@ def test_sampling_chooses_its_blas_threads_as_it_goes_and_puts_them_back(monkeyp
         used.clear()  # the count this test starts from
         free = sample(model, vocab, "ab", length=60, seed=3)
         assert backend.blas_thread_count() == 1
-        assert used[:8] == [2] * 8 and used[8:32] == [1] * 24 and used[32:56] == [2] * 24
+        assert used[:8] == [2] * 8 and used[8:56] == [2, 1] * 24
         used.clear()
         fixed = sample(model, vocab, "ab", length=60, seed=3, threads=1)
         assert set(used) == {1} and backend.blas_thread_count() == 1

@@ -152,21 +152,41 @@ def test_resume_continues_metrics_from_the_checkpoint_after_a_kill(task, tmp_pat
 
 def test_thread_choice_probes_both_counts_and_keeps_the_faster():
     from minirnn.backend import ThreadChoice
-    choice = ThreadChoice(n_cores=2, warmup=2, probe=3, every=20)
+    choice = ThreadChoice(n_cores=2, warmup=2, probe=3, probe_s=0.0, spacing=2)
     seconds = {1: 1.0, 2: 0.5}  # an idle machine: two threads twice as fast
     used = []
     for step in range(60):
-        n = choice.threads_for(step)
+        n = choice.threads_for()
         used.append(n)
-        choice.record(step, 9.0 if step == 3 else seconds[n])  # one outlier: medians win
-        if step == 29:
+        # in the first probe one step on two threads waits 2.5 s (a median would miss it)
+        choice.record(seconds[n] + (2.5 if step == 6 else 0.0))
+        if step == 39:
             seconds = {1: 1.0, 2: 3.0}  # then the machine gets busy
-    probe = [1, 1, 1, 2, 2, 2]
-    assert used[:2] == [2, 2] and used[2:8] == probe and used[8:22] == [2] * 14
-    assert used[22:28] == probe and used[28:42] == [2] * 14  # still idle at step 27
-    assert used[42:48] == probe and used[48:] == [1] * 12    # busy: one thread from now on
+    probe = [2, 1] * 3  # alternating, every core first
+    # probe 1 (steps 2-7): two threads 4 s, one thread 3 s; it took 7 s, so 14 s of work
+    # (14 steps of 1 s) come before probe 2, which finds two threads faster
+    assert used[:2] == [2, 2] and used[2:8] == probe and used[8:22] == [1] * 14
+    assert used[22:28] == probe
+    # probe 2 took 4.5 s: 9 s of work until probe 3, which the 12 steps of 0.5 s and one
+    # of 3 s (busy from step 40) reach; from then on one thread is faster
+    assert used[28:41] == [2] * 13 and used[41:47] == probe and used[47:] == [1] * 13
     fixed = ThreadChoice(fixed=1, n_cores=2)
-    assert {fixed.threads_for(s) for s in range(50)} == {1}
+    assert {fixed.threads_for() for _ in range(50)} == {1}
+
+
+def test_thread_choice_probes_for_long_enough_and_rarely_enough():
+    """Short steps: the probe runs until it has lasted ``probe_s``; the next one waits
+    ``spacing`` times as long, so probing stays a small share of the work."""
+    from minirnn.backend import ThreadChoice
+    choice = ThreadChoice(n_cores=4, warmup=0, probe=2, probe_s=0.95, spacing=20)
+    used = []
+    for _ in range(1000):
+        n = choice.threads_for()
+        used.append(n)
+        choice.record({1: 0.02, 4: 0.01}[n])
+    # 0.03 s a pair: 32 pairs pass 0.95 s; then 20 x 0.96 s of work at 0.01 s a step
+    assert used[:64] == [4, 1] * 32 and used[64:] == [4] * (1000 - 64)
+    assert ThreadChoice(n_cores=1).threads_for() == 1  # one core: nothing to choose
 
 
 @pytest.mark.parametrize("threads", [None, 1])
@@ -180,7 +200,7 @@ def test_a_run_leaves_the_blas_thread_count_as_it_found_it(threads, tmp_path):
     used = [json.loads(line)["threads"] for line in open(result.out / "metrics.jsonl")
             if '"loss"' in line]
     c = backend.cores()
-    assert used == ([1] * 8 if threads == 1 or c == 1 else [c, c, 1, 1, 1, c, c, c])
+    assert used == ([1] * 8 if threads == 1 or c == 1 else [c, c] + [c, 1] * 3)
 
 
 def test_the_learning_rate_warms_up_then_follows_a_cosine_to_a_tenth(tmp_path):

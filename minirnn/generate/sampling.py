@@ -179,7 +179,7 @@ def sample(model, vocab, prompt="", length=200, temperature=1.0, top_k=None, top
     - temperature, top_k, top_p: see ``filter_logits``.
     - seed: for ``numpy.random.default_rng``; the same seed gives the same text.
     - threads: BLAS threads; None chooses as it goes (``backend.ThreadChoice``: now and
-      then a few tokens on one thread and on every core, the faster kept).
+      then tokens alternate between one thread and every core, the faster is kept).
 
     Raises ValueError for bad settings (naming the argument and the value), prompt
     characters the vocabulary lacks (listing them), logits of the wrong shape, and
@@ -210,16 +210,17 @@ def _stream(model, vocab, prompt, ids, length, settings, seed, threads):
     sep = " " if getattr(vocab, "kind", "char") == "word" else ""
     pieces = [_decode(vocab, np.array([i])) for i in range(V)]
     rng = np.random.default_rng(seed)
-    # A token takes well under a millisecond: probe on many of them, and not often.
-    choice = backend.ThreadChoice(threads, warmup=8, probe=24, every=4000)
+    # A token takes well under a millisecond: probe on many of them, and without a
+    # minimum length, so a short sample is not all probe.
+    choice = backend.ThreadChoice(threads, warmup=8, probe=24, probe_s=0.0)
     with backend.blas_threads() as blas:
         state, token, as_ids = _prime(model, ids)
         for i in range(length):
             t0 = time.perf_counter()
-            blas.set(choice.threads_for(i))
+            blas.set(choice.threads_for())
             logits, state = model.step(as_ids(token), state)
             token = _draw(logits, V, rng, settings, i, length)
-            choice.record(i, time.perf_counter() - t0)
+            choice.record(time.perf_counter() - t0)
             yield (sep if (i or prompt) else "") + pieces[token]
 
 

@@ -22,9 +22,9 @@ step leaves for the next (the char-LM's recurrent state). The loop owns the rest
   ``metrics.jsonl`` continues from the checkpoint's step;
 * the learning rate: ``lr``, after an optional linear ``warmup``, or a cosine from ``lr``
   to ``lr / 10`` over the run (``lr_schedule``);
-* the BLAS thread count: ``threads`` if the config sets it, else ``backend.ThreadChoice`` times
-  a few steps on one thread and on every core, now and then, and keeps the faster (an
-  idle machine gets its cores; a busy one is spared threads that wait on each other);
+* the BLAS thread count: ``threads`` if the config sets it, else ``backend.ThreadChoice``
+  now and then alternates steps between one thread and every core and keeps the faster
+  (an idle machine gets its cores; a busy one is spared threads that wait on each other);
 * at the end ``loss.png`` and the task's figures.
 
 The first Ctrl-C asks the loop to stop after the current step and save; a second one
@@ -373,9 +373,9 @@ class Loop:
                     stop = self.budget_left()
                     if stop:
                         break
-                    threads = choice.threads_for(self.state.step)
+                    threads = choice.threads_for()
                     blas.set(threads)
-                    choice.record(self.state.step, self.step_once(metrics, bar, threads))
+                    choice.record(self.step_once(metrics, bar, threads))
                     if self.state.step % self.cfg.eval_every == 0:
                         self.evaluate(metrics, bar)
                     if self.state.step % self.cfg.save_every == 0:
