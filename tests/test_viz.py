@@ -4,8 +4,6 @@ import json
 import subprocess
 import sys
 
-import numpy as np
-
 
 def test_drawing_a_png_leaves_the_callers_backend_and_figures_alone(tmp_path):
     """A notebook's inline backend (here: the pdf one, chosen by the caller) and its open
