@@ -134,6 +134,15 @@ def test_metrics_figures_and_a_progress_bar(task, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("task", TASKS)
+def test_without_a_bar_every_line_goes_to_log_and_none_to_stdout(task, tmp_path, capsys):
+    lines = []
+    train(config(task, tmp_path / "r", tmp_path, steps=6), log=lines.append)
+    assert capsys.readouterr().out == ""
+    reports = [line for line in lines if line.startswith("step 5:")]
+    assert len(reports) == 1, lines  # the evaluation at step 5, through log
+
+
+@pytest.mark.parametrize("task", TASKS)
 def test_resume_continues_metrics_from_the_checkpoint_after_a_kill(task, tmp_path):
     """A run killed after its last save wrote rows past the checkpoint: the resumed run
     drops them, so the curve has each step once."""

@@ -67,9 +67,10 @@ class StopOnCtrlC:
 
 class ProgressBar:
     """A tqdm bar over the steps, or over the seconds when only a time budget is set;
-    with ``progress`` off, ``write`` prints and the rest does nothing."""
+    with ``progress`` off, ``write`` goes to ``log`` and the rest does nothing."""
 
-    def __init__(self, cfg, state):
+    def __init__(self, cfg, state, log=print):
+        self.log = log
         self.by_time = cfg.steps is None
         self.enabled = cfg.progress
         self.total = cfg.time_budget if self.by_time else cfg.steps
@@ -97,7 +98,7 @@ class ProgressBar:
         if self.bar is not None:
             self.bar.write(text)
         else:
-            print(text)
+            self.log(text)
 
     def __exit__(self, *exc):
         if self.bar is not None:

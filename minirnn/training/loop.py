@@ -358,7 +358,7 @@ class Loop:
         """Train until the budget is spent or Ctrl-C; returns how it stopped."""
         choice = backend.ThreadChoice(self.cfg.threads)
         with MetricsLog(self.out / METRICS, self.state.saved_step) as metrics, \
-                StopOnCtrlC() as ctrl_c, ProgressBar(self.cfg, self.state) as bar, \
+                StopOnCtrlC() as ctrl_c, ProgressBar(self.cfg, self.state, self.log) as bar, \
                 backend.blas_threads() as blas:
             try:
                 self.model.train()
