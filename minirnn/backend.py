@@ -230,6 +230,7 @@ class ThreadChoice:
         self.since = 0.0        # seconds of work since the last probe ended
         self.gap = None         # seconds of work until the next probe (None: after warmup)
         self.timings = None     # {count: [seconds, ...]} of the probe under way, or None
+        self.spent = 0.0        # seconds the probe under way has taken so far
         self.current = self.best
 
     def _probe_due(self):
@@ -240,7 +241,7 @@ class ThreadChoice:
     def threads_for(self):
         """The thread count of the next step."""
         if self.timings is None and self._probe_due():
-            self.timings = {n: [] for n in self.options}
+            self.timings, self.spent = {n: [] for n in self.options}, 0.0
         if self.timings is None:
             self.current = self.best
         else:  # the count with fewer timings, every core first on a tie
@@ -254,13 +255,14 @@ class ThreadChoice:
             self.since += seconds
             return
         self.timings[self.current].append(seconds)
-        spent = sum(sum(t) for t in self.timings.values())
-        if min(len(t) for t in self.timings.values()) >= self.probe and spent >= self.probe_s:
+        self.spent += seconds
+        if min(len(t) for t in self.timings.values()) >= self.probe and \
+                self.spent >= self.probe_s:
             # The mean, not the median: what counts is the time all steps take, and on a
             # busy machine the cost of threads that wait is a few very slow steps.
             means = {n: sum(t) / len(t) for n, t in self.timings.items()}
             self.best = min(means, key=means.get)  # options are in order: 1 on a tie
-            self.timings, self.since, self.gap = None, 0.0, self.spacing * spent
+            self.timings, self.since, self.gap = None, 0.0, self.spacing * self.spent
 
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbers
