@@ -209,28 +209,39 @@ class ThreadChoice:
     """The BLAS thread count of each step of a job that repeats one kind of step
     (training steps, sampled tokens): ``fixed`` when given, else chosen as it goes.
 
-    After ``warmup`` steps on every core comes a probe: steps alternate between every
-    core and one thread (so a drift in speed, from caches warming or the machine getting
-    busy, falls on both alike) until each count has ``probe`` steps and the probe has
-    taken ``probe_s`` seconds; the count with the shorter mean step is kept (one thread
-    on a tie). The next probe comes after ``spacing`` times the probe's length of work,
-    so probing costs a few percent of the steps at most whatever their length: an idle
-    machine gets its cores, a busy one is spared BLAS threads that wait on each other.
+    After ``warmup`` steps on every core comes a probe: runs of ``run`` steps take turns
+    between every core and one thread (so a drift in speed, from caches warming or the
+    machine getting busy, falls on both alike). The first step of a run is not timed: it
+    pays for the switch (waking BLAS threads that went to sleep, data in another core's
+    cache), which a run that stays on one count does not. The probe lasts until each
+    count has ``probe`` timed steps and the probe has taken ``probe_s`` seconds; the
+    count with the shorter mean step is kept (one thread on a tie). The second probe
+    comes after twice the first one's length of work, so that a first probe misled by a
+    job's slow first steps (buffers allocated, caches filled) is soon put right; every
+    later one after ``spacing`` times its own length, so probing costs a few percent of
+    the steps at most whatever their length. So an idle machine gets its cores, and a
+    busy one is spared BLAS threads that wait on each other.
 
     Use: ``n = choice.threads_for()``, run one step on ``n`` threads, then
     ``choice.record(seconds)`` with how long the step took.
     """
 
-    def __init__(self, fixed=None, n_cores=None, warmup=2, probe=4, probe_s=1.0, spacing=20):
+    def __init__(self, fixed=None, n_cores=None, warmup=2, probe=2, probe_s=1.0, spacing=20,
+                 run=3):
+        if run < 2:
+            raise ValueError(f"ThreadChoice: run must be at least 2 steps, got {run}")
         n_cores = cores() if n_cores is None else n_cores
         self.options = (fixed,) if fixed is not None else tuple(sorted({1, n_cores}))
-        self.warmup, self.probe, self.probe_s, self.spacing = warmup, probe, probe_s, spacing
+        self.warmup, self.probe, self.probe_s = warmup, probe, probe_s
+        self.spacing, self.run = spacing, run
         self.best = self.options[-1]
         self.steps = 0          # steps recorded
         self.since = 0.0        # seconds of work since the last probe ended
         self.gap = None         # seconds of work until the next probe (None: after warmup)
         self.timings = None     # {count: [seconds, ...]} of the probe under way, or None
+        self.probes = 0         # probes finished
         self.spent = 0.0        # seconds the probe under way has taken so far
+        self.left = 0           # steps left in the probe's current run
         self.current = self.best
 
     def _probe_due(self):
@@ -241,11 +252,12 @@ class ThreadChoice:
     def threads_for(self):
         """The thread count of the next step."""
         if self.timings is None and self._probe_due():
-            self.timings, self.spent = {n: [] for n in self.options}, 0.0
+            self.timings, self.spent, self.left = {n: [] for n in self.options}, 0.0, 0
         if self.timings is None:
             self.current = self.best
-        else:  # the count with fewer timings, every core first on a tie
+        elif self.left == 0:  # a new run: the count with fewer timings, every core on a tie
             self.current = min(self.options[::-1], key=lambda n: len(self.timings[n]))
+            self.left = self.run
         return self.current
 
     def record(self, seconds):
@@ -254,15 +266,19 @@ class ThreadChoice:
         if self.timings is None:
             self.since += seconds
             return
-        self.timings[self.current].append(seconds)
+        if self.left < self.run:  # not the run's first step
+            self.timings[self.current].append(seconds)
+        self.left -= 1
         self.spent += seconds
-        if min(len(t) for t in self.timings.values()) >= self.probe and \
-                self.spent >= self.probe_s:
+        if self.left == 0 and self.spent >= self.probe_s and \
+                min(len(t) for t in self.timings.values()) >= self.probe:
             # The mean, not the median: what counts is the time all steps take, and on a
             # busy machine the cost of threads that wait is a few very slow steps.
             means = {n: sum(t) / len(t) for n, t in self.timings.items()}
             self.best = min(means, key=means.get)  # options are in order: 1 on a tie
-            self.timings, self.since, self.gap = None, 0.0, self.spacing * self.spent
+            self.probes += 1
+            self.timings, self.since = None, 0.0
+            self.gap = (2 if self.probes == 1 else self.spacing) * self.spent
 
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbers

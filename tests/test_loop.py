@@ -161,19 +161,20 @@ def test_resume_continues_metrics_from_the_checkpoint_after_a_kill(task, tmp_pat
 
 def test_thread_choice_probes_both_counts_and_keeps_the_faster():
     from minirnn.backend import ThreadChoice
-    choice = ThreadChoice(n_cores=2, warmup=2, probe=3, probe_s=0.0, spacing=2)
+    choice = ThreadChoice(n_cores=2, warmup=2, probe=2, probe_s=0.0, spacing=2, run=3)
     seconds = {1: 1.0, 2: 0.5}  # an idle machine: two threads twice as fast
     used = []
     for step in range(60):
         n = choice.threads_for()
         used.append(n)
-        # in the first probe one step on two threads waits 2.5 s (a median would miss it)
-        choice.record(seconds[n] + (2.5 if step == 6 else 0.0))
+        # in the first probe one timed step on two threads waits 2.5 s (a median would
+        # miss it)
+        choice.record(seconds[n] + (2.5 if step == 3 else 0.0))
         if step == 39:
             seconds = {1: 1.0, 2: 3.0}  # then the machine gets busy
-    probe = [2, 1] * 3  # alternating, every core first
-    # probe 1 (steps 2-7): two threads 4 s, one thread 3 s; it took 7 s, so 14 s of work
-    # (14 steps of 1 s) come before probe 2, which finds two threads faster
+    probe = [2, 2, 2, 1, 1, 1]  # a run on every core first; the first of each untimed
+    # probe 1 (steps 2-7): two threads 1.75 s a timed step, one thread 1 s; it took 7 s,
+    # so 14 s of work (14 steps of 1 s) come before probe 2, which finds two threads faster
     assert used[:2] == [2, 2] and used[2:8] == probe and used[8:22] == [1] * 14
     assert used[22:28] == probe
     # probe 2 took 4.5 s: 9 s of work until probe 3, which the 12 steps of 0.5 s and one
@@ -183,18 +184,42 @@ def test_thread_choice_probes_both_counts_and_keeps_the_faster():
     assert {fixed.threads_for() for _ in range(50)} == {1}
 
 
-def test_thread_choice_probes_for_long_enough_and_rarely_enough():
-    """Short steps: the probe runs until it has lasted ``probe_s``; the next one waits
-    ``spacing`` times as long, so probing stays a small share of the work."""
+def test_thread_choice_does_not_time_the_switch():
+    """Waking BLAS threads after a step on one thread makes the first step back on every
+    core slow; a probe that timed it would keep one thread on an idle machine."""
     from minirnn.backend import ThreadChoice
-    choice = ThreadChoice(n_cores=4, warmup=0, probe=2, probe_s=0.95, spacing=20)
-    used = []
-    for _ in range(1000):
+    choice = ThreadChoice(n_cores=2, warmup=0, probe=4, probe_s=0.0, spacing=20)
+    used, previous = [], 2
+    for _ in range(48):
         n = choice.threads_for()
         used.append(n)
-        choice.record({1: 0.02, 4: 0.01}[n])
-    # 0.03 s a pair: 32 pairs pass 0.95 s; then 20 x 0.96 s of work at 0.01 s a step
-    assert used[:64] == [4, 1] * 32 and used[64:] == [4] * (1000 - 64)
+        choice.record({1: 1.0, 2: 0.6}[n] + (1.0 if n == 2 and previous == 1 else 0.0))
+        previous = n
+    # runs of 3, the first untimed: two threads 0.6 s a timed step, one thread 1 s; the
+    # probe took 10.6 s, so two threads run until 21.2 s of work have passed
+    assert used[:12] == [2, 2, 2, 1, 1, 1] * 2 and used[12:] == [2] * 36
+    with pytest.raises(ValueError, match="run must be at least 2"):
+        ThreadChoice(n_cores=2, run=1)
+
+
+def test_thread_choice_probes_for_long_enough_and_rarely_enough():
+    """Short steps: the probe runs until it has lasted ``probe_s``; the second one waits
+    twice as long, the later ones ``spacing`` times as long, so probing soon becomes a
+    small share of the work. (Step times are powers of two, so the sums are exact.)"""
+    from minirnn.backend import ThreadChoice
+    choice = ThreadChoice(n_cores=4, warmup=0, probe=2, probe_s=0.74, spacing=20)
+    seconds = {1: 1 / 64, 4: 1 / 128}
+    # a run of 3 on each count takes 9/128 s: 11 pairs of runs pass 0.74 s (99/128 s);
+    # a gap of k probes' lengths is k * 99/128 s of work, 99 * k steps of 1/128 s
+    expected = []
+    for k in (2, 20, 20):
+        expected += [4, 4, 4, 1, 1, 1] * 11 + [4] * (99 * k)
+    used = []
+    for _ in range(len(expected)):
+        n = choice.threads_for()
+        used.append(n)
+        choice.record(seconds[n])
+    assert used == expected
     assert ThreadChoice(n_cores=1).threads_for() == 1  # one core: nothing to choose
 
 

@@ -23,8 +23,9 @@ step leaves for the next (the char-LM's recurrent state). The loop owns the rest
 * the learning rate: ``lr``, after an optional linear ``warmup``, or a cosine from ``lr``
   to ``lr / 10`` over the run (``lr_schedule``);
 * the BLAS thread count: ``threads`` if the config sets it, else ``backend.ThreadChoice``
-  now and then alternates steps between one thread and every core and keeps the faster
-  (an idle machine gets its cores; a busy one is spared threads that wait on each other);
+  now and then runs a few steps on one thread and on every core in turns and keeps the
+  faster (an idle machine gets its cores; a busy one is spared threads that wait on each
+  other);
 * at the end ``loss.png`` and the task's figures.
 
 The first Ctrl-C asks the loop to stop after the current step and save; a second one
