@@ -20,6 +20,11 @@ cell table's LSTM functions, the clip, the update). PyTorch's parts come from
 ``torch.profiler``: the self time of each op, sorted into the same parts by the op's
 name, scaled so the parts add up to the step time measured around the profiled steps.
 
+Last, a floor: every matrix product of minirnn's step, each timed by itself on arrays of
+the shapes and layouts the step uses. Their sum is the least time NumPy's BLAS needs
+for the step even if every elementwise operation were free, so PyTorch's step time
+divided by it bounds how close minirnn can come.
+
     python benchmarks/profile_step.py                  # 3 warm-up + 10 profiled steps each
     python benchmarks/profile_step.py --threads 1 --json step.json
 """
@@ -120,7 +125,8 @@ def _torch_part(name):
 
 
 def profile_torch(ids, targets, steps, warmup):
-    """The same step in PyTorch: seconds per step of each part, and the step time."""
+    """The same step in PyTorch: seconds per step of each part, the step time, and the
+    time of the forward pass alone under ``no_grad`` (what validation runs per batch)."""
     import torch
     from torch import nn
     from torch.profiler import ProfilerActivity, profile
@@ -153,7 +159,62 @@ def profile_torch(ids, targets, steps, warmup):
     for event in prof.key_averages():
         spent[_torch_part(event.key)] += event.self_cpu_time_total
     scale = total / (sum(spent.values()) / 1e6 / steps)  # the profiler's own overhead out
-    return {p: spent[p] / 1e6 / steps * scale for p in PARTS}, total
+    with torch.no_grad():
+        head(lstm(embed(x))[0])
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            head(lstm(embed(x))[0])
+        forward = (time.perf_counter() - t0) / steps
+    return {p: spent[p] / 1e6 / steps * scale for p in PARTS}, total, forward
+
+
+def step_products():
+    """Every matrix product of minirnn's step, as ``lstm_forward``/``lstm_backward`` and
+    the output layer make them: (name, A's shape, B's shape, times per step, whether the
+    forward pass makes it, as validation does). A shape
+    written ``("T", m, k)`` is a transposed view of a contiguous (k, m) array, as the
+    step multiplies it."""
+    products = []
+    for layer, D in enumerate((E,) + (H,) * (L - 1)):
+        name = f"layer {layer + 1}: "
+        products += [
+            (name + "inputs x Wx", (T * N, D), (D, 4 * H), 1, True),
+            (name + "h Wh, every step", (N, H), (H, 4 * H), T, True),
+            (name + "da Wh.T, every step", (N, 4 * H), (4 * H, H), T, False),
+            (name + "dWh = hs.T da", ("T", H, (T - 1) * N), ((T - 1) * N, 4 * H), 1, False),
+            (name + "dWh += h0.T da_0", ("T", H, N), (N, 4 * H), 1, False),
+            (name + "dWx = x.T da", ("T", D, T * N), (T * N, 4 * H), 1, False),
+            (name + "dx = da Wx.T", (T * N, 4 * H), ("T", 4 * H, D), 1, False)]
+    return products + [("output: hs Wy", (T * N, H), (H, V), 1, True),
+                       ("output: dWy = hs.T dlogits", ("T", H, T * N), (T * N, V), 1, False),
+                       ("output: dhs = dlogits Wy.T", (T * N, V), ("T", V, H), 1, False)]
+
+
+def products_alone(forward_only=False, repeats=15):
+    """Seconds and GFLOP of one step's matrix products (or its forward pass's), each
+    timed alone (median)."""
+    rng = np.random.default_rng(0)
+
+    def operand(shape):
+        if shape[0] == "T":
+            return rng.standard_normal(shape[:0:-1], dtype=np.float32).T
+        return rng.standard_normal(shape, dtype=np.float32)
+
+    seconds = flop = 0.0
+    for _name, a_shape, b_shape, times, forward in step_products():
+        if forward_only and not forward:
+            continue
+        a, b = operand(a_shape), operand(b_shape)
+        out = np.empty((a.shape[0], b.shape[1]), dtype=np.float32)
+        runs = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            for _ in range(times):
+                np.matmul(a, b, out=out)
+            runs.append(time.perf_counter() - t0)
+        seconds += sorted(runs)[repeats // 2]
+        flop += 2.0 * a.shape[0] * a.shape[1] * b.shape[1] * times
+    return seconds, flop / 1e9
 
 
 def table(rows):
@@ -194,14 +255,30 @@ def main(argv=None):
         if not args.no_torch:
             import torch
             torch.set_num_threads(threads)
-            rows["torch"] = profile_torch(ids, targets, args.steps, args.warmup)
+            parts, total, torch_forward = profile_torch(ids, targets, args.steps, args.warmup)
+            rows["torch"] = parts, total
+        floor_s, gflop = products_alone()
+        forward_s, forward_gflop = products_alone(forward_only=True)
     print(f"one training step: LSTM {L}x{H}, embedding {E}, batch {N}x{T}, V={V}, Adam, "
           f"clip 5; {threads} thread(s), mean of {args.steps} steps")
     print(table(rows))
+    print(f"minirnn's matrix products alone: {floor_s * 1e3:.1f} ms a step ({gflop:.1f} GFLOP "
+          f"at {gflop / floor_s:.0f} GFLOP/s)")
+    if "torch" in rows:
+        print(f"torch's whole step / minirnn's products alone: {rows['torch'][1] / floor_s:.3f} "
+              f"(the most minirnn's steps per second can be of torch's, every other part free)")
+    print(f"the forward pass's products alone (validation's work per batch): {forward_s * 1e3:.1f} "
+          f"ms ({forward_gflop:.1f} GFLOP at {forward_gflop / forward_s:.0f} GFLOP/s)")
+    if "torch" in rows:
+        print(f"torch's no_grad forward: {torch_forward * 1e3:.1f} ms; / minirnn's forward products "
+              f"alone: {torch_forward / forward_s:.3f}")
     if args.json:
-        Path(args.json).write_text(json.dumps(
-            {lib: {"parts_s": parts, "step_s": total} for lib, (parts, total) in rows.items()},
-            indent=2) + "\n")
+        figures = {lib: {"parts_s": parts, "step_s": total} for lib, (parts, total) in rows.items()}
+        figures["products_alone"] = {"step_s": floor_s, "gflop": gflop, "forward_s": forward_s,
+                                     "forward_gflop": forward_gflop}
+        if "torch" in rows:
+            figures["torch"]["no_grad_forward_s"] = torch_forward
+        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
     return 0
 
 
