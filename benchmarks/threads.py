@@ -15,7 +15,8 @@ time over ``--seconds`` of training, measured by the loop itself (so its default
 chooses its threads as it goes, pays for its probing here). With ``--repeats`` the three
 settings take turns that many times and each keeps its best rate, so a passing slowdown of
 the machine does not decide the comparison. The report gives, per job and condition, the
-rate at each setting and how far the default is from the best.
+rate at each setting, how far the default is from the best and, for training, the share
+of the default's steps that ran on every core.
 
     python benchmarks/threads.py                      # every job, 60 s per measurement
     python benchmarks/threads.py --jobs charlm sample --seconds 30 --json threads.json
@@ -45,7 +46,8 @@ README_MODEL = dict(cell="lstm", hidden_size=512, num_layers=2, embedding_dim=64
 
 def training_rate(job, threads, seconds):
     """Steps per second of training time of ``job`` run by the loop, ``threads`` fixed
-    (None: the job's default, chosen as it goes)."""
+    (None: the job's default, chosen as it goes), and the share of its steps that ran on
+    every core (from the loop's ``metrics.jsonl``)."""
     from minirnn.training import ConvLSTMConfig, Seq2SeqConfig, TrainConfig, train
     with tempfile.TemporaryDirectory() as out:
         common = dict(time_budget=seconds, eval_every=10**9, save_every=10**9, threads=threads,
@@ -57,7 +59,9 @@ def training_rate(job, threads, seconds):
         else:
             cfg = ConvLSTMConfig(n_test=16, **common)
         result = train(cfg, log=lambda *_: None)
-    return result.step / result.train_time
+        used = [json.loads(line)["threads"] for line in open(Path(out) / "metrics.jsonl")
+                if '"loss"' in line]
+    return result.step / result.train_time, used.count(backend.cores()) / max(1, len(used))
 
 
 def sampling_rate(threads, seconds):
@@ -71,7 +75,7 @@ def sampling_rate(threads, seconds):
     while time.perf_counter() - t0 < seconds:
         sample(model, vocab, "ROMEO:", length=5000, seed=done, threads=threads)
         done += 5000
-    return done / (time.perf_counter() - t0)
+    return done / (time.perf_counter() - t0), None
 
 
 def measure(job, threads, seconds):
@@ -101,16 +105,22 @@ def main(argv=None):
             load = subprocess.Popen([sys.executable, "-c", "while True: pass"])
         try:
             for job in args.jobs:
-                rates = {}
+                rates, share = {}, None
                 for _ in range(max(1, args.repeats)):
                     for name, n in settings:
-                        rates[name] = max(rates.get(name, 0.0), measure(job, n, args.seconds))
+                        rate, on_all = measure(job, n, args.seconds)
+                        if rate > rates.get(name, 0.0):
+                            rates[name] = rate
+                            share = on_all if name == "default" else share
                 best = max(rates.values())
                 rows.setdefault(job, {})[condition] = {
-                    **rates, "default_vs_best": rates["default"] / best}
+                    **rates, "default_vs_best": rates["default"] / best,
+                    "default_steps_on_every_core": share}
                 print(f"{job:11s} {condition:5s} " + "  ".join(
                     f"{name}: {rate:9.3f}" for name, rate in rates.items())
-                      + f"   default / best = {rates['default'] / best:.2f}", flush=True)
+                      + f"   default / best = {rates['default'] / best:.2f}"
+                      + ("" if share is None else f"   (default's steps on {cores} threads: "
+                                                  f"{share:.0%})"), flush=True)
         finally:
             if load is not None:
                 load.kill()
