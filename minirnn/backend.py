@@ -211,14 +211,15 @@ class ThreadChoice:
 
     After ``warmup`` steps on every core comes a probe: runs of ``run`` steps take turns
     between every core and one thread (so a drift in speed, from caches warming or the
-    machine getting busy, falls on both alike). The first step of a run is not timed: it
-    pays for the switch (waking BLAS threads that went to sleep, data in another core's
-    cache), which a run that stays on one count does not. The probe lasts until each
+    machine getting busy, falls on both alike). The first step of a run is not timed
+    (unless ``run`` is 1, which alternates every step): it pays for the switch (waking
+    BLAS threads that went to sleep, data in another core's cache), which a run that
+    stays on one count does not. The probe lasts until each
     count has ``probe`` timed steps and the probe has taken ``probe_s`` seconds; the
     count with the shorter mean step is kept (one thread on a tie). The second probe
-    comes after twice the first one's length of work, so that a first probe misled by a
-    job's slow first steps (buffers allocated, caches filled) is soon put right; every
-    later one after ``spacing`` times its own length, so probing costs a few percent of
+    comes after ``recheck`` (2) times the first one's length of work, so that a first
+    probe misled by a job's slow first steps (buffers allocated, caches filled) is soon
+    put right; every later one after ``spacing`` times its own length, so probing costs a few percent of
     the steps at most whatever their length. So an idle machine gets its cores, and a
     busy one is spared BLAS threads that wait on each other.
 
@@ -227,13 +228,13 @@ class ThreadChoice:
     """
 
     def __init__(self, fixed=None, n_cores=None, warmup=2, probe=2, probe_s=1.0, spacing=20,
-                 run=3):
-        if run < 2:
-            raise ValueError(f"ThreadChoice: run must be at least 2 steps, got {run}")
+                 run=3, recheck=2):
+        if run < 1:
+            raise ValueError(f"ThreadChoice: run must be at least 1 step, got {run}")
         n_cores = cores() if n_cores is None else n_cores
         self.options = (fixed,) if fixed is not None else tuple(sorted({1, n_cores}))
         self.warmup, self.probe, self.probe_s = warmup, probe, probe_s
-        self.spacing, self.run = spacing, run
+        self.spacing, self.run, self.recheck = spacing, run, recheck
         self.best = self.options[-1]
         self.steps = 0          # steps recorded
         self.since = 0.0        # seconds of work since the last probe ended
@@ -266,7 +267,7 @@ class ThreadChoice:
         if self.timings is None:
             self.since += seconds
             return
-        if self.left < self.run:  # not the run's first step
+        if self.run == 1 or self.left < self.run:  # not the first of a longer run
             self.timings[self.current].append(seconds)
         self.left -= 1
         self.spent += seconds
@@ -278,7 +279,7 @@ class ThreadChoice:
             self.best = min(means, key=means.get)  # options are in order: 1 on a tie
             self.probes += 1
             self.timings, self.since = None, 0.0
-            self.gap = (2 if self.probes == 1 else self.spacing) * self.spent
+            self.gap = (self.recheck if self.probes == 1 else self.spacing) * self.spent
 
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbers

@@ -198,8 +198,15 @@ def test_thread_choice_does_not_time_the_switch():
     # runs of 3, the first untimed: two threads 0.6 s a timed step, one thread 1 s; the
     # probe took 10.6 s, so two threads run until 21.2 s of work have passed
     assert used[:12] == [2, 2, 2, 1, 1, 1] * 2 and used[12:] == [2] * 36
-    with pytest.raises(ValueError, match="run must be at least 2"):
-        ThreadChoice(n_cores=2, run=1)
+    with pytest.raises(ValueError, match="run must be at least 1"):
+        ThreadChoice(n_cores=2, run=0)
+    # run=1 alternates every step and times them all
+    every = ThreadChoice(n_cores=2, warmup=0, probe=3, probe_s=0.0, run=1)
+    used = []
+    for _ in range(6):
+        used.append(every.threads_for())
+        every.record({1: 1.0, 2: 0.5}[used[-1]])
+    assert used == [2, 1] * 3 and every.best == 2 and every.timings is None
 
 
 def test_thread_choice_probes_for_long_enough_and_rarely_enough():

@@ -210,9 +210,12 @@ def _stream(model, vocab, prompt, ids, length, settings, seed, threads):
     sep = " " if getattr(vocab, "kind", "char") == "word" else ""
     pieces = [_decode(vocab, np.array([i])) for i in range(V)]
     rng = np.random.default_rng(seed)
-    # A token takes well under a millisecond: probe on many of them, and without a
-    # minimum length, so a short sample is not all probe.
-    choice = backend.ThreadChoice(threads, warmup=8, probe=24, probe_s=0.0)
+    # A token takes well under a millisecond: probe on many of them, alternating every
+    # token, and without a minimum length, so a short sample is not all probe. Beside a
+    # busy process a rare token on every core stalls for a whole time slice, so the
+    # probe needs many tokens to see it, and a probe that did not is not repeated soon.
+    choice = backend.ThreadChoice(threads, warmup=8, probe=64, probe_s=0.0, run=1,
+                                  recheck=20)
     with backend.blas_threads() as blas:
         state, token, as_ids = _prime(model, ids)
         for i in range(length):
