@@ -270,8 +270,8 @@ def main(argv=None):
     print(f"the forward pass's products alone (validation's work per batch): {forward_s * 1e3:.1f} "
           f"ms ({forward_gflop:.1f} GFLOP at {forward_gflop / forward_s:.0f} GFLOP/s)")
     if "torch" in rows:
-        print(f"torch's no_grad forward: {torch_forward * 1e3:.1f} ms; / minirnn's forward products "
-              f"alone: {torch_forward / forward_s:.3f}")
+        print(f"torch's no_grad forward: {torch_forward * 1e3:.1f} ms; / minirnn's forward "
+              f"products alone: {torch_forward / forward_s:.3f}")
     if args.json:
         figures = {lib: {"parts_s": parts, "step_s": total} for lib, (parts, total) in rows.items()}
         figures["products_alone"] = {"step_s": floor_s, "gflop": gflop, "forward_s": forward_s,

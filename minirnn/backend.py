@@ -214,14 +214,14 @@ class ThreadChoice:
     machine getting busy, falls on both alike). The first step of a run is not timed
     (unless ``run`` is 1, which alternates every step): it pays for the switch (waking
     BLAS threads that went to sleep, data in another core's cache), which a run that
-    stays on one count does not. The probe lasts until each
-    count has ``probe`` timed steps and the probe has taken ``probe_s`` seconds; the
-    count with the shorter mean step is kept (one thread on a tie). The second probe
-    comes after ``recheck`` (2) times the first one's length of work, so that a first
-    probe misled by a job's slow first steps (buffers allocated, caches filled) is soon
-    put right; every later one after ``spacing`` times its own length, so probing costs a few percent of
-    the steps at most whatever their length. So an idle machine gets its cores, and a
-    busy one is spared BLAS threads that wait on each other.
+    stays on one count does not. The probe lasts until each count has ``probe`` timed
+    steps and the probe has taken ``probe_s`` seconds; the count with the shorter mean
+    step is kept (one thread on a tie). The second probe comes after ``recheck`` times
+    the first one's length of work, so that a first probe misled by a job's slow first
+    steps (buffers allocated, caches filled) is soon put right; every later one after
+    ``spacing`` times its own length, so probing costs a few percent of the steps at
+    most whatever their length. So an idle machine gets its cores, and a busy one is
+    spared BLAS threads that wait on each other.
 
     Use: ``n = choice.threads_for()``, run one step on ``n`` threads, then
     ``choice.record(seconds)`` with how long the step took.

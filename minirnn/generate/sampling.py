@@ -179,7 +179,7 @@ def sample(model, vocab, prompt="", length=200, temperature=1.0, top_k=None, top
     - temperature, top_k, top_p: see ``filter_logits``.
     - seed: for ``numpy.random.default_rng``; the same seed gives the same text.
     - threads: BLAS threads; None chooses as it goes (``backend.ThreadChoice``: now and
-      then runs of tokens take turns on one thread and on every core, the faster is kept).
+      then tokens alternate between one thread and every core, the faster is kept).
 
     Raises ValueError for bad settings (naming the argument and the value), prompt
     characters the vocabulary lacks (listing them), logits of the wrong shape, and
