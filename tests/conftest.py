@@ -132,9 +132,3 @@ def build_warnings(log):
     """The WARNING and ERROR lines of a docs build's log, less the kernel teardown race."""
     log = KERNEL_TEARDOWN.sub("", log)
     return [line for line in log.splitlines() if line.startswith(("WARNING", "ERROR"))]
-
-
-@pytest.fixture(name="build_warnings")
-def build_warnings_fixture():
-    """``build_warnings`` itself, for the test of what it leaves out."""
-    return build_warnings

@@ -24,7 +24,7 @@ import pytest
 
 from minirnn.assignment.regions import find_regions
 
-from .conftest import offline
+from .conftest import build_warnings, offline
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -322,7 +322,7 @@ def test_the_lstm_page_shows_typeset_math_in_a_browser_offline(browser):
     assert exercise and not exercise[0]["fits"] and exercise[0]["overflowX"] == "auto", exercise
 
 
-def test_only_the_kernel_teardown_race_is_left_out_of_the_build_warnings(build_warnings):
+def test_only_the_kernel_teardown_race_is_left_out_of_the_build_warnings():
     race = (FIXTURES / "kernel_teardown.log").read_text(encoding="utf-8")
     assert build_warnings("INFO    -  built\n" + race + "INFO    -  done\n") == []
     other = race.replace("Socket operation on non-socket", "Address already in use")
